@@ -1,0 +1,367 @@
+//! Map keys and values shared by the XDP program (`mitigator-ebpf`) and the
+//! daemon (`mitigator-user`). Everything here is `#[repr(C)]`, plain old data,
+//! and `no_std`, so that both sides agree on every byte.
+//!
+//! # Generations
+//!
+//! A rule-set change must never be seen half-applied by a packet. Every rule
+//! map (targets, policies, accept/drop lists) therefore holds two
+//! *generations* of entries, told apart by a generation number inside the key
+//! (or, for the policy array, the index). The XDP program reads the active
+//! generation from [`CONFIG_GEN`] once per packet and looks up only entries of
+//! that generation. The daemon writes a complete change into the inactive
+//! generation, then flips [`CONFIG_GEN`] with one 4-byte write, then (after
+//! every program run that could still see the old generation has ended)
+//! brings the old generation up to date. Counters and rate-limiter state are
+//! not generational: they belong to a target id, which is stable.
+#![no_std]
+
+/// Protected targets that can exist at once (per generation).
+pub const MAX_TARGETS: u32 = 16_384;
+/// Port ranges per target scope. A DOTS request with more is split.
+pub const MAX_PORT_RANGES: usize = 8;
+/// IPv6 extension headers walked before giving up (the packet then passes,
+/// counted as unparsed: never dropped by accident).
+pub const MAX_IPV6_EXT_HEADERS: usize = 6;
+/// Host routes (hash) per family and generation.
+pub const MAX_HOST_ROUTES: u32 = 1 << 21;
+/// Prefixes shorter than a host route (LPM trie) per family and generation.
+pub const MAX_PREFIXES: u32 = 1 << 21;
+/// Accept-list / drop-list prefixes per family and generation.
+pub const MAX_LIST_ENTRIES: u32 = 1 << 21;
+/// Per-source rate-limiter states (LRU).
+pub const MAX_RATE_STATES: u32 = 1 << 20;
+/// Interfaces with their own totals (key 0 collects any other ifindex).
+pub const MAX_IFACES: u32 = 256;
+
+/// Names of the maps, also their pin names under bpffs.
+pub mod maps {
+    pub const CONFIG: &str = "MTG_CONFIG";
+    pub const HOST_V4: &str = "MTG_HOST_V4";
+    pub const HOST_V6: &str = "MTG_HOST_V6";
+    pub const LPM_V4: &str = "MTG_LPM_V4";
+    pub const LPM_V6: &str = "MTG_LPM_V6";
+    pub const ACCEPT_V4: &str = "MTG_ACCEPT_V4";
+    pub const ACCEPT_V6: &str = "MTG_ACCEPT_V6";
+    pub const DROP_V4: &str = "MTG_DROP_V4";
+    pub const DROP_V6: &str = "MTG_DROP_V6";
+    pub const POLICIES: &str = "MTG_POLICIES";
+    pub const REFLECT_PORTS: &str = "MTG_REFLECT_PORTS";
+    pub const RATE_STATE: &str = "MTG_RATE_STATE";
+    pub const TARGET_STATS: &str = "MTG_TARGET_STATS";
+    pub const IFACE_STATS: &str = "MTG_IFACE_STATS";
+    /// Every map, for pinning and adoption.
+    pub const ALL: &[&str] = &[
+        CONFIG, HOST_V4, HOST_V6, LPM_V4, LPM_V6, ACCEPT_V4, ACCEPT_V6, DROP_V4, DROP_V6,
+        POLICIES, REFLECT_PORTS, RATE_STATE, TARGET_STATS, IFACE_STATS,
+    ];
+}
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM_NAME: &str = "mitigator";
+
+// ---------------------------------------------------------------- config ---
+
+/// `CONFIG` is an `Array<u32>` of [`CONFIG_LEN`] entries.
+/// Index of the active generation (0 or 1).
+pub const CONFIG_GEN: u32 = 0;
+/// Index of the [`GenFlags`] of generation `g`: `CONFIG_FLAGS + g`.
+pub const CONFIG_FLAGS: u32 = 1;
+pub const CONFIG_LEN: u32 = 3;
+
+/// Which rule maps hold entries in a generation, so that a packet skips the
+/// lookups of empty maps (the no-match path costs only what is configured).
+pub mod gen_flags {
+    pub const ACCEPT_V4: u32 = 1 << 0;
+    pub const ACCEPT_V6: u32 = 1 << 1;
+    pub const DROP_V4: u32 = 1 << 2;
+    pub const DROP_V6: u32 = 1 << 3;
+    pub const HOST_V4: u32 = 1 << 4;
+    pub const HOST_V6: u32 = 1 << 5;
+    pub const LPM_V4: u32 = 1 << 6;
+    pub const LPM_V6: u32 = 1 << 7;
+}
+
+// ------------------------------------------------------------------ keys ---
+
+/// Key of `HOST_V4` (hash): a /32 target. Value: target id (`u32`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HostKeyV4 {
+    pub gen: u32,
+    /// Address in network byte order, as on the wire.
+    pub addr: [u8; 4],
+}
+
+/// Key of `HOST_V6` (hash): a /128 target. Value: target id (`u32`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HostKeyV6 {
+    pub gen: u32,
+    pub addr: [u8; 16],
+}
+
+/// Data of an LPM-trie key for IPv4 (`LPM_V4`, `ACCEPT_V4`, `DROP_V4`):
+/// the generation byte followed by the address. The trie's prefix length is
+/// `8 + prefix length`, so that a match always includes the generation.
+pub type LpmDataV4 = [u8; 5];
+/// Same for IPv6.
+pub type LpmDataV6 = [u8; 17];
+/// Bits of the generation byte that precede the address in LPM keys.
+pub const LPM_GEN_BITS: u32 = 8;
+
+/// Builds LPM key data for `gen` and an IPv4 address (network order).
+#[inline(always)]
+pub fn lpm_v4(gen: u32, addr: [u8; 4]) -> LpmDataV4 {
+    [gen as u8, addr[0], addr[1], addr[2], addr[3]]
+}
+
+/// Builds LPM key data for `gen` and an IPv6 address (network order).
+#[inline(always)]
+pub fn lpm_v6(gen: u32, addr: [u8; 16]) -> LpmDataV6 {
+    let mut d = [0u8; 17];
+    d[0] = gen as u8;
+    let mut i = 0;
+    while i < 16 {
+        d[i + 1] = addr[i];
+        i += 1;
+    }
+    d
+}
+
+/// Key of `RATE_STATE` (LRU hash): one source seen by one target.
+/// IPv4 sources are stored as IPv4-mapped IPv6 addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateKey {
+    pub target: u32,
+    pub src: [u8; 16],
+}
+
+/// Value of `RATE_STATE`: token buckets, in token-nanoseconds (a token is a
+/// packet or a byte; a bucket of rate r gains r tokens per second, that is r
+/// token-ns per ns), so that no division is needed per packet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateState {
+    pub last_ns: u64,
+    pub pkt_tokens: u64,
+    pub byte_tokens: u64,
+    pub syn_tokens: u64,
+}
+
+// ---------------------------------------------------------------- policy ---
+
+/// Inclusive destination-port range.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+/// Countermeasure bits of [`Policy::flags`].
+pub mod policy_flags {
+    /// The slot holds a target (a zeroed slot passes everything).
+    pub const ACTIVE: u32 = 1 << 0;
+    /// Drop every packet in scope that the countermeasures below let through.
+    pub const DROP_ALL: u32 = 1 << 1;
+    /// Drop IPv4/IPv6 fragments (first and non-first) in scope.
+    pub const DROP_FRAGMENTS: u32 = 1 << 2;
+    /// Drop UDP whose source port is in `REFLECT_PORTS`.
+    pub const DROP_REFLECTION: u32 = 1 << 3;
+    /// Drop TCP with an invalid flag combination.
+    pub const DROP_BAD_TCP_FLAGS: u32 = 1 << 4;
+    /// Per-source packets/s and bytes/s token buckets.
+    pub const RATE_LIMIT_SRC: u32 = 1 << 5;
+    /// Per-source SYN (SYN without ACK) token bucket.
+    pub const SYN_LIMIT: u32 = 1 << 6;
+}
+
+/// What a target protects and how: `POLICIES` is an `Array<Policy>` of
+/// `2 * MAX_TARGETS` entries, index `gen * MAX_TARGETS + target id`.
+///
+/// A packet is *in scope* when its IP protocol is in `protos` and, if
+/// `n_ports > 0` and the packet carries ports (TCP, UDP, SCTP, UDP-Lite
+/// first fragments), its destination port is in one of `ports`. Non-first
+/// fragments carry no ports and are in scope when their protocol is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub flags: u32,
+    pub n_ports: u32,
+    /// Bitmap of IP protocol numbers (bit p of word p/64).
+    pub protos: [u64; 4],
+    pub ports: [PortRange; MAX_PORT_RANGES],
+    /// Per-source packets per second and burst (packets); 0 = no limit.
+    pub src_pps: u64,
+    pub src_pps_burst: u64,
+    /// Per-source bytes per second and burst (bytes); 0 = no limit.
+    pub src_bps: u64,
+    pub src_bps_burst: u64,
+    /// Per-source SYNs per second and burst.
+    pub syn_pps: u64,
+    pub syn_burst: u64,
+}
+
+impl Policy {
+    pub const fn empty() -> Self {
+        Policy {
+            flags: 0,
+            n_ports: 0,
+            protos: [0; 4],
+            ports: [PortRange { lo: 0, hi: 0 }; MAX_PORT_RANGES],
+            src_pps: 0,
+            src_pps_burst: 0,
+            src_bps: 0,
+            src_bps_burst: 0,
+            syn_pps: 0,
+            syn_burst: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn has_proto(&self, proto: u8) -> bool {
+        let p = proto as usize;
+        self.protos[(p >> 6) & 3] & (1u64 << (p & 63)) != 0
+    }
+}
+
+/// Number of 64-bit words of the `REFLECT_PORTS` bitmap (`Array<u64>`):
+/// bit p of word p/64 set = UDP source port p is a reflection port.
+pub const REFLECT_WORDS: u32 = 1024;
+
+// -------------------------------------------------------------- counters ---
+
+/// Packets and bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Counter {
+    #[inline(always)]
+    pub fn add(&mut self, bytes: u64) {
+        self.packets += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// Why a packet aimed at a target was dropped (index into
+/// [`TargetStats::dropped`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// In scope and the policy drops everything in scope.
+    Scope = 0,
+    Fragment = 1,
+    Reflection = 2,
+    BadTcpFlags = 3,
+    SynLimit = 4,
+    RateLimit = 5,
+}
+pub const N_DROP_REASONS: usize = 6;
+
+impl DropReason {
+    pub const ALL: [DropReason; N_DROP_REASONS] = [
+        DropReason::Scope,
+        DropReason::Fragment,
+        DropReason::Reflection,
+        DropReason::BadTcpFlags,
+        DropReason::SynLimit,
+        DropReason::RateLimit,
+    ];
+
+    /// Stable name, used in status output and the API.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Scope => "scope",
+            DropReason::Fragment => "fragment",
+            DropReason::Reflection => "reflection",
+            DropReason::BadTcpFlags => "bad-tcp-flags",
+            DropReason::SynLimit => "syn-limit",
+            DropReason::RateLimit => "rate-limit",
+        }
+    }
+}
+
+/// `TARGET_STATS`: `PerCpuArray<TargetStats>` of `MAX_TARGETS` entries,
+/// index = target id. Every packet whose destination matched the target is
+/// counted exactly once: in `passed` or in one `dropped` reason.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TargetStats {
+    pub passed: Counter,
+    pub dropped: [Counter; N_DROP_REASONS],
+}
+
+/// What happened to a packet, at interface level (index into
+/// [`IfaceStats::verdicts`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfaceVerdict {
+    /// Not IPv4/IPv6, or truncated / malformed before the addresses: passed
+    /// to the kernel untouched (it drops what is really broken).
+    Unparsed = 0,
+    /// Source on the accept-list: passed, bypassing everything.
+    Accepted = 1,
+    /// Source on the drop-list: dropped.
+    DropListed = 2,
+    /// Matched no target and no list: passed.
+    NoMatch = 3,
+    /// Matched a target and passed its policy.
+    TargetPassed = 4,
+    /// Matched a target and dropped by its policy.
+    TargetDropped = 5,
+}
+pub const N_IFACE_VERDICTS: usize = 6;
+
+impl IfaceVerdict {
+    pub const ALL: [IfaceVerdict; N_IFACE_VERDICTS] = [
+        IfaceVerdict::Unparsed,
+        IfaceVerdict::Accepted,
+        IfaceVerdict::DropListed,
+        IfaceVerdict::NoMatch,
+        IfaceVerdict::TargetPassed,
+        IfaceVerdict::TargetDropped,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            IfaceVerdict::Unparsed => "unparsed",
+            IfaceVerdict::Accepted => "accept-list",
+            IfaceVerdict::DropListed => "drop-list",
+            IfaceVerdict::NoMatch => "no-match",
+            IfaceVerdict::TargetPassed => "target-passed",
+            IfaceVerdict::TargetDropped => "target-dropped",
+        }
+    }
+}
+
+/// `IFACE_STATS`: `PerCpuHashMap<u32 ifindex, IfaceStats>`. The daemon
+/// creates an entry per attached interface and key 0 for any other ifindex
+/// (BPF_PROG_TEST_RUN runs, for instance). Every packet the program sees is
+/// counted exactly once, so the sum of `verdicts` is all packets seen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceStats {
+    pub verdicts: [Counter; N_IFACE_VERDICTS],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all are #[repr(C)] plain data with no padding-dependent
+    // invariants; any bit pattern is valid.
+    unsafe impl aya::Pod for HostKeyV4 {}
+    unsafe impl aya::Pod for HostKeyV6 {}
+    unsafe impl aya::Pod for RateKey {}
+    unsafe impl aya::Pod for RateState {}
+    unsafe impl aya::Pod for PortRange {}
+    unsafe impl aya::Pod for Policy {}
+    unsafe impl aya::Pod for Counter {}
+    unsafe impl aya::Pod for TargetStats {}
+    unsafe impl aya::Pod for IfaceStats {}
+}

@@ -1,0 +1,3 @@
+//! Placeholder: the XDP program (issue 2).
+#![no_std]
+#![no_main]

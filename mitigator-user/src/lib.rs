@@ -1,0 +1,1 @@
+//! The mitigator daemon: data plane, registry, control API.
