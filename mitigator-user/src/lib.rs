@@ -1,1 +1,19 @@
-//! The mitigator daemon: data plane, registry, control API.
+//! The mitigator daemon: data plane, registry, control API, CLI.
+//!
+//! ```text
+//! CLI / scripts ──local API (HTTP+JSON, Unix socket)──▶ registry ──▶ compiler ──▶ dataplane (XDP maps)
+//!                                                          │
+//!                                                        store (redb)
+//! ```
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod compiler;
+pub mod config;
+pub mod daemon;
+pub mod dataplane;
+pub mod protection;
+pub mod registry;
+pub mod stats;
+pub mod store;

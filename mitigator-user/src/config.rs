@@ -1,0 +1,197 @@
+//! The daemon's configuration: TOML, every setting with a documented default
+//! so that no file is needed to start. Parse errors name the line and the
+//! field (toml's spans), and the values are checked while parsing, with the
+//! same messages as the CLI.
+
+use std::{collections::BTreeMap, path::{Path, PathBuf}};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::protection::Countermeasure;
+
+/// Where the daemon's local API listens by default.
+pub const DEFAULT_SOCKET: &str = "/run/mitigator/mitigator.sock";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub dataplane: DataplaneConfig,
+    /// Named countermeasure sets. `default` is always there (built in,
+    /// replaceable): it applies to a protection that names none.
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Unix socket of the local control API (HTTP+JSON).
+    pub socket: PathBuf,
+    /// Where the durable state (protections, lists) is kept.
+    pub state_dir: PathBuf,
+    /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachModeConfig {
+    /// Native (driver) mode, falling back to generic (skb) mode.
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneConfig {
+    /// Interfaces to attach to; empty: every non-loopback interface that is
+    /// up in the daemon's network namespace.
+    pub interfaces: Vec<String>,
+    pub attach_mode: AttachModeConfig,
+    /// bpffs directory where maps and links are pinned, so that the data
+    /// plane keeps enforcing while the daemon is down.
+    pub pin_dir: PathBuf,
+    /// UDP source ports of well-known reflection/amplification services,
+    /// dropped by the `reflection` countermeasure.
+    pub reflection_ports: Vec<u16>,
+    /// How often counters are sampled for rates, in milliseconds.
+    pub stats_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub countermeasures: Vec<Countermeasure>,
+}
+
+/// chargen, DNS, NTP, SNMP, CLDAP, SSDP, memcached, plus portmap, NetBIOS,
+/// QOTD, RIPv1, MS-SQL browser, OpenVPN, WS-Discovery, ARD, CoAP, Ubiquiti
+/// discovery and mDNS: services commonly abused for amplification.
+pub const DEFAULT_REFLECTION_PORTS: &[u16] =
+    &[17, 19, 53, 111, 123, 137, 161, 389, 520, 1434, 1900, 3283, 3702, 5353, 5683, 10001, 11211];
+
+pub fn default_profile() -> Profile {
+    let c = |s: &str| s.parse::<Countermeasure>().expect("built-in countermeasure");
+    Profile {
+        countermeasures: vec![
+            c("fragments"),
+            c("reflection"),
+            c("bad-tcp-flags"),
+            c("syn-limit:pps=200,burst=400"),
+            c("rate-limit:pps=20k,burst=40k"),
+        ],
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            daemon: DaemonConfig::default(),
+            dataplane: DataplaneConfig::default(),
+            profiles: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            socket: DEFAULT_SOCKET.into(),
+            state_dir: "/var/lib/mitigator".into(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            interfaces: Vec::new(),
+            attach_mode: AttachModeConfig::Auto,
+            pin_dir: "/sys/fs/bpf/mitigator".into(),
+            reflection_ports: DEFAULT_REFLECTION_PORTS.to_vec(),
+            stats_interval_ms: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file; errors name the file, the line and the field.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Config::parse(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+
+    /// Parses and checks a config text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.check()?;
+        cfg.profiles.entry("default".into()).or_insert_with(default_profile);
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.dataplane.stats_interval_ms < 100 {
+            return Err(format!(
+                "dataplane.stats_interval_ms = {}: must be at least 100",
+                self.dataplane.stats_interval_ms
+            ));
+        }
+        for (name, p) in &self.profiles {
+            if p.countermeasures.is_empty() {
+                return Err(format!("profiles.{name}.countermeasures: must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let cfg = Config::parse("").unwrap();
+        assert_eq!(cfg.daemon.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(cfg.dataplane.attach_mode, AttachModeConfig::Auto);
+        assert!(cfg.dataplane.reflection_ports.contains(&11211));
+        assert_eq!(cfg.profile("default"), Some(&default_profile()));
+    }
+
+    #[test]
+    fn profiles_parse() {
+        let cfg = Config::parse(
+            "[profiles.web]\ncountermeasures = [\"syn-limit:pps=50\", \"drop-all\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.profile("web").unwrap().countermeasures.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_line_and_field() {
+        let e = Config::parse("[dataplane]\nattach_mode = \"auto\"\nreflection_ports = [53, 70000]\n")
+            .unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("reflection_ports"), "{e}");
+
+        let e = Config::parse("[profiles.web]\ncountermeasures = [\"drop-everything\"]\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("`drop-everything`"), "{e}");
+
+        let e = Config::parse("[dataplane]\ninterface = [\"eth0\"]\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("unknown field `interface`"), "{e}");
+
+        let e = Config::parse("[dataplane]\nattach_mode = \"turbo\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("turbo"), "{e}");
+
+        let e = Config::parse("[dataplane]\nstats_interval_ms = 5\n").unwrap_err();
+        assert!(e.contains("dataplane.stats_interval_ms = 5"), "{e}");
+    }
+}

@@ -1,0 +1,115 @@
+//! `mitigator run`: open (or adopt) the data plane, attach it, restore the
+//! registry from the store, serve the local API until told to stop.
+
+use std::path::Path;
+
+use anyhow::Context;
+use tokio::{signal::unix::{signal, SignalKind}, sync::watch};
+use tracing::{info, warn};
+
+use crate::{
+    api,
+    config::{AttachModeConfig, Config},
+    dataplane::{AttachMode, Dataplane, DataplaneOptions},
+    registry::Registry,
+    store::Store,
+};
+
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::parse("").map_err(anyhow::Error::msg)?,
+    };
+    init_logging(&cfg.daemon.log);
+    info!(config = ?config, socket = %cfg.daemon.socket.display(), "mitigator starting");
+
+    let mut dataplane = Dataplane::open(&DataplaneOptions { pin_dir: Some(cfg.dataplane.pin_dir.clone()) })
+        .context("cannot load the XDP program (are you root, and is bpffs mounted at /sys/fs/bpf?)")?;
+    attach_all(&mut dataplane, &cfg)?;
+    let store = Store::open(&cfg.daemon.state_dir)?;
+    let registry = Registry::start(cfg.clone(), store, dataplane)?;
+
+    let (stop, _) = watch::channel(false);
+    let server = tokio::spawn({
+        let (socket, registry, stop) = (cfg.daemon.socket.clone(), registry.clone(), stop.clone());
+        async move { api::serve(&socket, registry, stop).await }
+    });
+    info!(socket = %cfg.daemon.socket.display(), "local API ready");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut stopped = stop.subscribe();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => signalled(&registry, &stop).await,
+        _ = term.recv() => signalled(&registry, &stop).await,
+        _ = stopped.wait_for(|s| *s) => info!("stopped through the API"),
+    }
+    server.await.context("API task")??;
+    info!("mitigator stopped");
+    Ok(())
+}
+
+/// A signal stops the daemon but leaves the pinned data plane enforcing, so
+/// a restart or upgrade never leaves the host unprotected.
+async fn signalled(registry: &Registry, stop: &watch::Sender<bool>) {
+    info!("signal received; stopping (the data plane keeps enforcing; `mitigator stop` detaches it)");
+    if let Err(e) = registry.shutdown(false).await {
+        warn!(error = %e, "registry shutdown");
+    }
+    let _ = stop.send(true);
+}
+
+fn attach_all(dataplane: &mut Dataplane, cfg: &Config) -> anyhow::Result<()> {
+    let ifaces = if cfg.dataplane.interfaces.is_empty() {
+        up_interfaces()?
+    } else {
+        cfg.dataplane.interfaces.clone()
+    };
+    if ifaces.is_empty() {
+        warn!("no interface to attach to: no non-loopback interface is up; set dataplane.interfaces");
+    }
+    let mode = match cfg.dataplane.attach_mode {
+        AttachModeConfig::Auto => AttachMode::Auto,
+        AttachModeConfig::Native => AttachMode::Native,
+        AttachModeConfig::Generic => AttachMode::Generic,
+    };
+    for iface in ifaces {
+        let attached = dataplane
+            .attach(&iface, mode)
+            .with_context(|| format!("cannot attach the XDP program to {iface} (dataplane.interfaces, dataplane.attach_mode)"))?;
+        info!(%iface, mode = ?attached, "attached");
+    }
+    Ok(())
+}
+
+/// Non-loopback interfaces that are up, in this network namespace.
+pub fn up_interfaces() -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a linked list that we walk read-only and free
+    // with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut addrs) != 0 {
+            return Err(std::io::Error::last_os_error()).context("getifaddrs");
+        }
+        let mut cur = addrs;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            let flags = ifa.ifa_flags as i32;
+            if flags & libc::IFF_UP != 0 && flags & libc::IFF_LOOPBACK == 0 && !ifa.ifa_name.is_null() {
+                let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(addrs);
+    }
+    Ok(out)
+}

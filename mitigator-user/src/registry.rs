@@ -1,0 +1,504 @@
+//! The mitigation registry: the one owner of the desired protection state.
+//!
+//! Every entry point (the local API and CLI now, the DOTS server later) sends
+//! it commands through a [`Registry`] handle. The owner runs on its own thread
+//! because everything it does is blocking and must be sequential: validate,
+//! make the change durable in the [`Store`], apply the whole rule set to the
+//! data plane as one atomic swap, and only then answer. It also samples the
+//! data plane's counters on a tick (for rates) and expires lifetimes.
+
+use std::{
+    collections::BTreeMap,
+    sync::mpsc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use ipnet::IpNet;
+use mitigator_common::{DropReason, IfaceStats, IfaceVerdict, MAX_TARGETS};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::{
+    compiler,
+    config::Config,
+    dataplane::Dataplane,
+    protection::{Countermeasure, Owner, ProtectionSpec},
+    stats::{CounterReport, RateTracker},
+    store::Store,
+};
+
+/// A protection as held and stored: what was asked, resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protection {
+    /// Also the data plane's target id (stable across restarts, so the
+    /// pinned counters stay attached to it).
+    pub id: u32,
+    pub owner: Owner,
+    pub spec: ProtectionSpec,
+    /// The countermeasures in force: the spec's own, or its profile's.
+    pub countermeasures: Vec<Countermeasure>,
+    pub created_unix: u64,
+    pub expires_unix: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    Accept,
+    Drop,
+}
+
+impl ListKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ListKind::Accept => "accept",
+            ListKind::Drop => "drop",
+        }
+    }
+}
+
+/// Why a command was refused; each maps to one HTTP status of the local API.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Full(String),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl RegistryError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            RegistryError::Invalid(_) => 400,
+            RegistryError::NotFound(_) => 404,
+            RegistryError::Conflict(_) => 409,
+            RegistryError::Full(_) => 507,
+            RegistryError::Internal(_) => 500,
+        }
+    }
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, RegistryError>>;
+
+/// Which protection a command is about.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selector {
+    Id(u32),
+    Prefix(IpNet),
+}
+
+enum Command {
+    Protect(Owner, ProtectionSpec, Reply<Protection>),
+    Unprotect(Selector, Reply<Protection>),
+    Status(Reply<Status>),
+    ChangeList { kind: ListKind, add: Vec<IpNet>, remove: Vec<IpNet>, reply: Reply<Vec<IpNet>> },
+    /// Stop the owner; with `uninstall`, detach the data plane and remove
+    /// its pins (otherwise it keeps enforcing without the daemon).
+    Shutdown { uninstall: bool, reply: Reply<()> },
+}
+
+/// Live view of one protection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProtectionStatus {
+    #[serde(flatten)]
+    pub protection: Protection,
+    pub passed: CounterReport,
+    pub dropped: CounterReport,
+    /// Per drop reason, only those that dropped something.
+    pub drop_reasons: BTreeMap<String, CounterReport>,
+}
+
+/// Live view of one interface: every packet the program saw, by verdict.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IfaceStatus {
+    pub ifindex: u32,
+    pub name: String,
+    pub seen: CounterReport,
+    pub verdicts: BTreeMap<String, CounterReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub protections: Vec<ProtectionStatus>,
+    pub interfaces: Vec<IfaceStatus>,
+    pub accept_list: Vec<IpNet>,
+    pub drop_list: Vec<IpNet>,
+}
+
+/// Handle to the registry owner; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Registry {
+    /// Restores the stored state into the data plane and starts the owner.
+    pub fn start(cfg: Config, store: Store, dataplane: Dataplane) -> anyhow::Result<Registry> {
+        let mut owner = Owner_::restore(cfg, store, dataplane)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || owner.run(rx))?;
+        Ok(Registry { tx })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RegistryError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .map_err(|_| RegistryError::Internal(anyhow::anyhow!("the registry has stopped")))?;
+        rx.await
+            .map_err(|_| RegistryError::Internal(anyhow::anyhow!("the registry has stopped")))?
+    }
+
+    pub async fn protect(&self, owner: Owner, spec: ProtectionSpec) -> Result<Protection, RegistryError> {
+        self.ask(|r| Command::Protect(owner, spec, r)).await
+    }
+
+    pub async fn unprotect(&self, sel: Selector) -> Result<Protection, RegistryError> {
+        self.ask(|r| Command::Unprotect(sel, r)).await
+    }
+
+    pub async fn status(&self) -> Result<Status, RegistryError> {
+        self.ask(Command::Status).await
+    }
+
+    pub async fn change_list(&self, kind: ListKind, add: Vec<IpNet>, remove: Vec<IpNet>) -> Result<Vec<IpNet>, RegistryError> {
+        self.ask(|reply| Command::ChangeList { kind, add, remove, reply }).await
+    }
+
+    pub async fn shutdown(&self, uninstall: bool) -> Result<(), RegistryError> {
+        self.ask(|reply| Command::Shutdown { uninstall, reply }).await
+    }
+}
+
+/// The owner's state. (Named apart from [`Owner`], who asked for a
+/// protection.)
+struct Owner_ {
+    cfg: Config,
+    store: Store,
+    dataplane: Option<Dataplane>,
+    protections: BTreeMap<u32, Protection>,
+    accept: Vec<IpNet>,
+    drop: Vec<IpNet>,
+    rates: RateTracker,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Owner_ {
+    fn restore(cfg: Config, store: Store, mut dataplane: Dataplane) -> anyhow::Result<Owner_> {
+        let protections: BTreeMap<u32, Protection> =
+            store.protections()?.into_iter().map(|p| (p.id, p)).collect();
+        let (accept, drop) = (store.list(ListKind::Accept)?, store.list(ListKind::Drop)?);
+        dataplane.set_reflection_ports(&cfg.dataplane.reflection_ports)?;
+        let mut owner = Owner_ {
+            cfg,
+            store,
+            dataplane: Some(dataplane),
+            protections,
+            accept,
+            drop,
+            rates: RateTracker::default(),
+        };
+        owner.apply()?;
+        info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
+        owner.expire();
+        Ok(owner)
+    }
+
+    fn dp(&mut self) -> &mut Dataplane {
+        self.dataplane.as_mut().expect("data plane present until shutdown")
+    }
+
+    fn run(&mut self, rx: mpsc::Receiver<Command>) {
+        let interval = Duration::from_millis(self.cfg.dataplane.stats_interval_ms);
+        let mut next_tick = Instant::now();
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Command::Shutdown { uninstall, reply }) => {
+                    let r = self.shutdown(uninstall);
+                    let _ = reply.send(r);
+                    return;
+                }
+                Ok(cmd) => self.handle(cmd),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.sample();
+                    self.expire();
+                    next_tick = Instant::now() + interval;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Protect(owner, spec, reply) => {
+                let _ = reply.send(self.protect(owner, spec));
+            }
+            Command::Unprotect(sel, reply) => {
+                let _ = reply.send(self.unprotect(&sel));
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(Ok(self.status()));
+            }
+            Command::ChangeList { kind, add, remove, reply } => {
+                let _ = reply.send(self.change_list(kind, add, remove));
+            }
+            Command::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    /// Applies the whole desired state to the data plane (one atomic swap).
+    fn apply(&mut self) -> anyhow::Result<()> {
+        let protections: Vec<Protection> = self.protections.values().cloned().collect();
+        let rules = compiler::compile(&protections, &self.accept, &self.drop);
+        self.dp().apply(&rules)
+    }
+
+    fn resolve_countermeasures(&self, spec: &ProtectionSpec) -> Result<Vec<Countermeasure>, RegistryError> {
+        if !spec.countermeasures.is_empty() {
+            return Ok(spec.countermeasures.clone());
+        }
+        let name = spec.profile.as_deref().unwrap_or("default");
+        self.cfg
+            .profile(name)
+            .map(|p| p.countermeasures.clone())
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.cfg.profiles.keys().map(String::as_str).collect();
+                RegistryError::Invalid(format!("profile `{name}`: no such profile (configured: {})", known.join(", ")))
+            })
+    }
+
+    /// Refuses a prefix that another protection already covers exactly: a
+    /// destination can have one policy only.
+    fn check_conflicts(&self, spec: &ProtectionSpec) -> Result<(), RegistryError> {
+        for prefix in &spec.prefixes {
+            if let Some(other) = self.protections.values().find(|p| p.spec.prefixes.contains(prefix)) {
+                return Err(RegistryError::Conflict(format!(
+                    "prefix {prefix}: already protected by protection {}; unprotect it first or protect a different prefix",
+                    other.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn allocate_id(&self) -> Result<u32, RegistryError> {
+        (0..MAX_TARGETS).find(|id| !self.protections.contains_key(id)).ok_or_else(|| {
+            RegistryError::Full(format!("all {MAX_TARGETS} protection slots are in use; remove some first"))
+        })
+    }
+
+    fn protect(&mut self, owner: Owner, mut spec: ProtectionSpec) -> Result<Protection, RegistryError> {
+        spec.validate().map_err(RegistryError::Invalid)?;
+        spec.prefixes.sort();
+        spec.prefixes.dedup();
+        let countermeasures = self.resolve_countermeasures(&spec)?;
+        self.check_conflicts(&spec)?;
+        let id = self.allocate_id()?;
+        let created_unix = now_unix();
+        let p = Protection {
+            id,
+            owner,
+            expires_unix: spec.lifetime.map(|l| created_unix + l),
+            spec,
+            countermeasures,
+            created_unix,
+        };
+        self.store.put_protection(&p)?;
+        self.dp().reset_target_stats(id)?;
+        self.rates.forget(id);
+        self.protections.insert(id, p.clone());
+        if let Err(e) = self.apply() {
+            // Undo, so that what is stored is what is enforced.
+            self.protections.remove(&id);
+            self.store.remove_protection(id)?;
+            return Err(e.into());
+        }
+        info!(id, prefixes = ?p.spec.prefixes, countermeasures = %join(&p.countermeasures), "protection added");
+        Ok(p)
+    }
+
+    fn find(&self, sel: &Selector) -> Result<u32, RegistryError> {
+        let found = match sel {
+            Selector::Id(id) => self.protections.get(id).map(|p| p.id),
+            Selector::Prefix(net) => self.protections.values().find(|p| p.spec.prefixes.contains(net)).map(|p| p.id),
+        };
+        found.ok_or_else(|| match sel {
+            Selector::Id(id) => RegistryError::NotFound(format!("protection {id}: no such protection")),
+            Selector::Prefix(net) => RegistryError::NotFound(format!("prefix {net}: no protection covers it exactly")),
+        })
+    }
+
+    fn unprotect(&mut self, sel: &Selector) -> Result<Protection, RegistryError> {
+        let id = self.find(sel)?;
+        self.remove(id)
+    }
+
+    fn remove(&mut self, id: u32) -> Result<Protection, RegistryError> {
+        let p = self.protections.remove(&id).expect("found");
+        if let Err(e) = self.apply() {
+            self.protections.insert(id, p);
+            return Err(e.into());
+        }
+        // Removed from the maps first: if the store write fails, the stored
+        // protection comes back on restart, which errs on the protected side.
+        self.store.remove_protection(id)?;
+        info!(id, prefixes = ?p.spec.prefixes, "protection removed");
+        Ok(p)
+    }
+
+    fn expire(&mut self) {
+        let now = now_unix();
+        let expired: Vec<u32> = self
+            .protections
+            .values()
+            .filter(|p| p.expires_unix.is_some_and(|e| e <= now))
+            .map(|p| p.id)
+            .collect();
+        for id in expired {
+            match self.remove(id) {
+                Ok(_) => info!(id, "protection expired"),
+                Err(e) => warn!(id, error = %e, "cannot remove an expired protection; will retry"),
+            }
+        }
+    }
+
+    fn change_list(&mut self, kind: ListKind, add: Vec<IpNet>, remove: Vec<IpNet>) -> Result<Vec<IpNet>, RegistryError> {
+        let current = match kind {
+            ListKind::Accept => &self.accept,
+            ListKind::Drop => &self.drop,
+        };
+        let mut next: Vec<IpNet> = current.iter().filter(|n| !remove.contains(n)).cloned().collect();
+        for n in add {
+            if !next.contains(&n) {
+                next.push(n);
+            }
+        }
+        next.sort();
+        let previous = std::mem::replace(self.list_mut(kind), next.clone());
+        self.store.put_list(kind, &next)?;
+        if let Err(e) = self.apply() {
+            *self.list_mut(kind) = previous.clone();
+            self.store.put_list(kind, &previous)?;
+            return Err(e.into());
+        }
+        info!(list = kind.name(), entries = next.len(), "list changed");
+        Ok(next)
+    }
+
+    fn list_mut(&mut self, kind: ListKind) -> &mut Vec<IpNet> {
+        match kind {
+            ListKind::Accept => &mut self.accept,
+            ListKind::Drop => &mut self.drop,
+        }
+    }
+
+    /// Reads the counters once and updates the rates.
+    fn sample(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<u32> = self.protections.keys().copied().collect();
+        for id in ids {
+            match self.dp().target_stats(id) {
+                Ok(s) => self.rates.record_target(id, now, &s),
+                Err(e) => warn!(id, error = %e, "cannot read target counters"),
+            }
+        }
+        match self.dp().iface_stats() {
+            Ok(list) => {
+                for (ifindex, s) in list {
+                    self.rates.record_iface(ifindex, now, &s);
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read interface counters"),
+        }
+    }
+
+    fn status(&mut self) -> Status {
+        self.sample_if_stale();
+        let protections = self.protections.values().map(|p| self.protection_status(p)).collect();
+        let interfaces = self.rates.ifaces().map(|(ifindex, cur)| iface_status(ifindex, cur, &self.rates)).collect();
+        Status { protections, interfaces, accept_list: self.accept.clone(), drop_list: self.drop.clone() }
+    }
+
+    /// Status reports current totals even between ticks.
+    fn sample_if_stale(&mut self) {
+        if self.rates.age() > Duration::from_millis(200) {
+            self.sample();
+        }
+    }
+
+    fn protection_status(&self, p: &Protection) -> ProtectionStatus {
+        let (cur, rates) = self.rates.target(p.id);
+        let mut dropped = CounterReport::default();
+        let mut drop_reasons = BTreeMap::new();
+        for r in DropReason::ALL {
+            let c = CounterReport::new(&cur.dropped[r as usize], rates.map(|x| &x.dropped[r as usize]));
+            if c.packets > 0 {
+                dropped.add(&c);
+                drop_reasons.insert(r.name().to_string(), c);
+            }
+        }
+        ProtectionStatus {
+            protection: p.clone(),
+            passed: CounterReport::new(&cur.passed, rates.map(|x| &x.passed)),
+            dropped,
+            drop_reasons,
+        }
+    }
+
+    fn shutdown(&mut self, uninstall: bool) -> Result<(), RegistryError> {
+        let dp = self.dataplane.take().expect("data plane present");
+        if uninstall {
+            dp.uninstall()?;
+            info!("data plane detached and unpinned");
+        } else {
+            info!("stopping; the pinned data plane keeps enforcing");
+        }
+        Ok(())
+    }
+}
+
+fn iface_status(ifindex: u32, cur: &IfaceStats, rates: &RateTracker) -> IfaceStatus {
+    let r = rates.iface_rates(ifindex);
+    let mut seen = CounterReport::default();
+    let mut verdicts = BTreeMap::new();
+    for v in IfaceVerdict::ALL {
+        let c = CounterReport::new(&cur.verdicts[v as usize], r.map(|x| &x.verdicts[v as usize]));
+        seen.add(&c);
+        verdicts.insert(v.name().to_string(), c);
+    }
+    IfaceStatus { ifindex, name: ifname(ifindex), seen, verdicts }
+}
+
+/// The interface's name, or `if<N>` (index 0 collects other interfaces).
+fn ifname(ifindex: u32) -> String {
+    if ifindex == 0 {
+        return "(other)".into();
+    }
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return format!("if{ifindex}");
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn join(cms: &[Countermeasure]) -> String {
+    cms.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ")
+}
