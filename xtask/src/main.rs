@@ -1,1 +1,123 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks.
+//!
+//! - `setup`: install what is missing (Debian packages, nightly rust-src,
+//!   bpf-linker); idempotent.
+//! - `demo`: set up, build, and run the lab demo until Ctrl-C.
+//! - `test`: set up, build, run the whole suite (what `.ci/run` calls).
+//! - `fuzz --seconds N`: run every fuzz target for N seconds each.
+
+mod demo;
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the project needs and is missing.
+    Setup,
+    /// Set up, build, and show the data plane protecting a host in a lab.
+    Demo {
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Set up, build, and run the whole test suite (as root).
+    Test {
+        /// Extra arguments for `cargo test` (a test name filter, say).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Run every fuzz target for a while.
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.task {
+        Task::Setup => setup::setup(),
+        Task::Demo { seconds } => demo::demo(seconds),
+        Task::Test { args } => test(&args),
+        Task::Fuzz { seconds } => fuzz(seconds),
+    };
+    if let Err(e) = r {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Prints a progress line.
+pub fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+/// Runs a command, inheriting output; fails on a non-zero exit.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{:?} failed ({status})", cmd);
+    }
+    Ok(())
+}
+
+/// Whether a program runs.
+pub fn have(program: &str, args: &[&str]) -> bool {
+    Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+pub fn build() -> anyhow::Result<()> {
+    step("cargo build (the XDP program is built by mitigator-user's build script)");
+    run(cargo().arg("build"))
+}
+
+fn test(args: &[String]) -> anyhow::Result<()> {
+    setup::setup()?;
+    build()?;
+    step("cargo test (every default member: all but the eBPF crate, which the build script builds)");
+    run(cargo().args(["test", "--no-fail-fast"]).args(args))?;
+    step("fuzz smoke run (every target, 10 s each)");
+    fuzz(10)
+}
+
+fn fuzz(seconds: u64) -> anyhow::Result<()> {
+    if !have("cargo-fuzz", &["--version"]) && !have("cargo", &["fuzz", "--version"]) {
+        step("cargo install cargo-fuzz");
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dots-proto");
+    let list = Command::new("cargo").args(["+nightly", "fuzz", "list"]).current_dir(&dir).output()?;
+    let targets: Vec<String> = String::from_utf8(list.stdout)?.lines().map(str::to_owned).collect();
+    if targets.is_empty() {
+        bail!("no fuzz targets found under dots-proto/fuzz");
+    }
+    for t in &targets {
+        step(&format!("fuzz {t} for {seconds} s"));
+        let seeds = dir.join("fuzz/seeds").join(t);
+        let corpus = std::env::temp_dir().join(format!("mitigator-fuzz-{t}"));
+        std::fs::create_dir_all(&corpus)?;
+        let mut cmd = Command::new("cargo");
+        cmd.args(["+nightly", "fuzz", "run", t]).current_dir(&dir).arg(&corpus);
+        if seeds.exists() {
+            cmd.arg(&seeds);
+        }
+        cmd.arg("--").arg(format!("-max_total_time={seconds}")).arg("-rss_limit_mb=1024").arg("-max_len=65536");
+        run(&mut cmd).with_context(|| format!("fuzz target {t} found a failure (see the artifact path above)"))?;
+    }
+    Ok(())
+}

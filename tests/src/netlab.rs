@@ -1,0 +1,145 @@
+//! A lab: a switch namespace with a bridge, and hosts (namespaces) each with
+//! an `eth0` plugged into it. Addresses come from the documentation ranges
+//! (203.0.113.0/24 and 2001:db8:113::/64), which exist only inside the lab.
+
+use std::{
+    fs::File,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsRawFd,
+    process::{Command, Output},
+};
+
+use anyhow::{bail, Context};
+
+/// One host of the lab.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// Network namespace name (under /run/netns).
+    pub ns: String,
+    pub v4: Ipv4Addr,
+    pub v6: Ipv6Addr,
+}
+
+impl Host {
+    /// `nsenter --net=…` so that the command runs in this host's network
+    /// namespace but keeps the machine's mount namespace (and so the real
+    /// bpffs: pins made there outlive the process, unlike `ip netns exec`,
+    /// which gives each command a private /sys).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.ns)).arg("--").arg(program);
+        c
+    }
+
+    /// Runs `f` on a thread inside this host's network namespace: sockets it
+    /// opens belong to the host.
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> anyhow::Result<R> {
+        let path = format!("/run/netns/{}", self.ns);
+        let handle = std::thread::spawn(move || -> anyhow::Result<R> {
+            enter(&path)?;
+            Ok(f())
+        });
+        handle.join().map_err(|_| anyhow::anyhow!("thread in {} panicked", self.ns))?
+    }
+
+    /// Spawns a thread that stays in this namespace (for servers).
+    pub fn spawn<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> std::thread::JoinHandle<anyhow::Result<R>> {
+        let path = format!("/run/netns/{}", self.ns);
+        std::thread::spawn(move || {
+            enter(&path)?;
+            Ok(f())
+        })
+    }
+
+    pub fn addr(&self, v6: bool) -> IpAddr {
+        if v6 { IpAddr::V6(self.v6) } else { IpAddr::V4(self.v4) }
+    }
+}
+
+/// Moves the calling thread into a network namespace.
+fn enter(path: &str) -> anyhow::Result<()> {
+    let f = File::open(path).with_context(|| format!("open {path}"))?;
+    // SAFETY: setns on a valid namespace fd affects only this thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("setns {path}"));
+    }
+    Ok(())
+}
+
+pub struct Lab {
+    pub tag: String,
+    switch: String,
+    hosts: Vec<Host>,
+}
+
+fn run(args: &[&str]) -> anyhow::Result<Output> {
+    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("run {}", args[0]))?;
+    if !out.status.success() {
+        bail!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out)
+}
+
+impl Lab {
+    /// Creates the switch namespace for a lab tagged `tag` (short: it is
+    /// part of namespace names). A lab left by a killed run is removed first.
+    pub fn new(tag: &str) -> anyhow::Result<Lab> {
+        if unsafe { libc::geteuid() } != 0 {
+            bail!("the lab needs root (network namespaces, XDP): run the tests as root");
+        }
+        let lab = Lab { tag: tag.to_string(), switch: format!("{tag}-sw"), hosts: Vec::new() };
+        lab.remove_leftovers();
+        run(&["ip", "netns", "add", &lab.switch])?;
+        lab.sw(&["ip", "link", "add", "br0", "type", "bridge"])?;
+        lab.sw(&["ip", "link", "set", "br0", "up"])?;
+        Ok(lab)
+    }
+
+    fn sw(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let mut full = vec!["ip", "netns", "exec", self.switch.as_str()];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+
+    fn remove_leftovers(&self) {
+        let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+        let prefix = format!("{}-", self.tag);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if name.starts_with(&prefix) {
+                let _ = Command::new("ip").args(["netns", "del", name]).output();
+            }
+        }
+    }
+
+    /// Adds a host `name` with the given last address byte (203.0.113.N,
+    /// 2001:db8:113::N).
+    pub fn add_host(&mut self, name: &str, n: u8) -> anyhow::Result<Host> {
+        let ns = format!("{}-{name}", self.tag);
+        let port = format!("p-{name}");
+        run(&["ip", "netns", "add", &ns])?;
+        run(&["ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &self.switch])?;
+        self.sw(&["ip", "link", "set", &port, "master", "br0", "up"])?;
+        let host = Host { ns: ns.clone(), v4: Ipv4Addr::new(203, 0, 113, n), v6: format!("2001:db8:113::{n:x}").parse()? };
+        let h = |args: &[&str]| {
+            let mut full = vec!["ip", "netns", "exec", ns.as_str()];
+            full.extend_from_slice(args);
+            run(&full)
+        };
+        h(&["ip", "link", "set", "lo", "up"])?;
+        h(&["ip", "addr", "add", &format!("{}/24", host.v4), "dev", "eth0"])?;
+        h(&["ip", "addr", "add", &format!("{}/64", host.v6), "dev", "eth0", "nodad"])?;
+        h(&["ip", "link", "set", "eth0", "up"])?;
+        self.hosts.push(host.clone());
+        Ok(host)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", &h.ns]).output();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.switch]).output();
+    }
+}

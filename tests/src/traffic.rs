@@ -1,0 +1,167 @@
+//! Traffic from lab hosts: exact counts of UDP datagrams, and TCP
+//! request/response transactions against a small echo service.
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use crate::netlab::Host;
+
+/// Sends `count` UDP datagrams of `payload` bytes from `from` (source port
+/// `src_port`, 0 = any) to `to:port`. Returns how many the kernel accepted.
+pub fn udp_burst(from: &Host, to: IpAddr, port: u16, src_port: u16, count: u64, payload: usize) -> anyhow::Result<u64> {
+    let bind: SocketAddr = (from.addr(to.is_ipv6()), src_port).into();
+    from.run(move || -> anyhow::Result<u64> {
+        let sock = UdpSocket::bind(bind)?;
+        let buf = vec![0x5au8; payload];
+        let mut sent = 0;
+        for _ in 0..count {
+            // ENOBUFS under load: retry, so that "sent" is exact.
+            loop {
+                match sock.send_to(&buf, (to, port)) {
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => std::thread::sleep(Duration::from_micros(50)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            sent += 1;
+            // Paced, so that no datagram is lost in a veth ring before the
+            // XDP program sees it: these bursts are for exact counting.
+            if sent % 32 == 0 {
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+        Ok(sent)
+    })?
+}
+
+/// A UDP socket in `host` counting datagrams received on `port`.
+pub struct UdpCounter {
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl UdpCounter {
+    pub fn start(host: &Host, v6: bool, port: u16) -> anyhow::Result<UdpCounter> {
+        let addr: SocketAddr = (host.addr(v6), port).into();
+        let sock = host.run(move || UdpSocket::bind(addr))??;
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let c = count.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while sock.recv(&mut buf).is_ok() {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(UdpCounter { count })
+    }
+
+    pub fn received(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// A UDP flood running on its own thread until stopped; returns the count.
+pub struct Flood {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<anyhow::Result<u64>>,
+}
+
+impl Flood {
+    pub fn start(from: &Host, to: IpAddr, port: u16, payload: usize) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bind: SocketAddr = (from.addr(to.is_ipv6()), 0).into();
+        let s = stop.clone();
+        let handle = from.spawn(move || -> anyhow::Result<u64> {
+            let sock = UdpSocket::bind(bind)?;
+            let buf = vec![0xa5u8; payload];
+            let mut sent = 0;
+            while !s.load(Ordering::Relaxed) {
+                if sock.send_to(&buf, (to, port)).is_ok() {
+                    sent += 1;
+                }
+            }
+            Ok(sent)
+        });
+        Flood { stop, handle: handle_flatten(handle) }
+    }
+
+    /// Stops the flood; returns how many datagrams were sent.
+    pub fn stop(self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))?
+    }
+}
+
+fn handle_flatten(h: std::thread::JoinHandle<anyhow::Result<anyhow::Result<u64>>>) -> std::thread::JoinHandle<anyhow::Result<u64>> {
+    std::thread::spawn(move || h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??)
+}
+
+/// A TCP echo service in `host` on `port` (both families), serving until
+/// the process ends.
+pub fn echo_server(host: &Host, port: u16) -> anyhow::Result<()> {
+    for v6 in [false, true] {
+        let addr: SocketAddr = (host.addr(v6), port).into();
+        let listener = host.run(move || TcpListener::bind(addr))??;
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || echo(conn));
+            }
+        });
+    }
+    Ok(())
+}
+
+fn echo(mut conn: TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = conn.read(&mut buf) {
+        if n == 0 || conn.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+/// Opens a connection to `to:port` from `from` and does `n` request/response
+/// round trips of 64 bytes. Returns the transactions that completed.
+pub fn tcp_transactions(from: &Host, to: IpAddr, port: u16, n: u32, timeout: Duration) -> anyhow::Result<u32> {
+    from.run(move || -> anyhow::Result<u32> {
+        let mut s = TcpStream::connect_timeout(&(to, port).into(), timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_nodelay(true)?;
+        let req = [0x42u8; 64];
+        let mut resp = [0u8; 64];
+        let mut done = 0;
+        for _ in 0..n {
+            if s.write_all(&req).is_err() || s.read_exact(&mut resp).is_err() || resp != req {
+                break;
+            }
+            done += 1;
+        }
+        Ok(done)
+    })?
+}
+
+/// Transactions per second over `duration`, each on a fresh connection
+/// (what a web client does): (completed, failed).
+pub fn tcp_rate(from: &Host, to: IpAddr, port: u16, duration: Duration) -> anyhow::Result<(u64, u64)> {
+    from.run(move || {
+        let end = Instant::now() + duration;
+        let (mut ok, mut failed) = (0, 0);
+        while Instant::now() < end {
+            let r = (|| -> std::io::Result<()> {
+                let mut s = TcpStream::connect_timeout(&(to, port).into(), Duration::from_millis(500))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                let mut resp = [0u8; 64];
+                s.write_all(&[7u8; 64])?;
+                s.read_exact(&mut resp)
+            })();
+            if r.is_ok() { ok += 1 } else { failed += 1 }
+        }
+        (ok, failed)
+    })
+}
