@@ -168,8 +168,8 @@ impl ConfigParameters {
     }
 
     fn to_node(&self) -> Node {
-        let int = |p: &Option<IntParam>| p.as_ref().map(IntParam::to_node);
-        let dec = |p: &Option<DecimalParam>| p.as_ref().map(DecimalParam::to_node);
+        let int = |p: &Option<IntParam>| p.map(IntParam::to_node);
+        let dec = |p: &Option<DecimalParam>| p.map(DecimalParam::to_node);
         MapBuilder::new()
             .opt(id::HEARTBEAT_INTERVAL, int(&self.heartbeat_interval))
             .opt(id::MISSING_HB_ALLOWED, int(&self.missing_hb_allowed))
@@ -207,7 +207,7 @@ impl IntParam {
         Ok(p)
     }
 
-    fn to_node(&self) -> Node {
+    fn to_node(self) -> Node {
         let u = |v: Option<u16>| v.map(|v| Node::Uint(v.into()));
         MapBuilder::new()
             .opt(id::MAX_VALUE, u(self.max_value))
@@ -231,7 +231,7 @@ impl DecimalParam {
         Ok(p)
     }
 
-    fn to_node(&self) -> Node {
+    fn to_node(self) -> Node {
         let d = |v: Option<Decimal>| v.map(Node::Decimal);
         MapBuilder::new()
             .opt(id::MAX_VALUE_DECIMAL, d(self.max_value_decimal))

@@ -20,7 +20,7 @@ impl Heartbeat {
         Ok(Heartbeat { peer_hb_status })
     }
 
-    pub(crate) fn to_node(&self) -> Node {
+    pub(crate) fn to_node(self) -> Node {
         MapBuilder::new().put(id::PEER_HB_STATUS, Node::Bool(self.peer_hb_status)).build()
     }
 }

@@ -11,6 +11,9 @@ use super::mitigation::MitigationScope;
 use super::redirect::RedirectedSignal;
 use super::tree::{MapBuilder, Node};
 
+// A config is ~300 bytes on the stack; messages are short-lived values,
+// so boxing it is not worth the noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignalMessage {
     MitigationScope(MitigationScope),

@@ -242,7 +242,7 @@ impl Target {
         let prefixes: Vec<String> = self.target_prefix.iter().map(|p| p.to_string()).collect();
         b.texts(id::TARGET_PREFIX, &prefixes);
         if !self.target_port_range.is_empty() {
-            let l = self.target_port_range.iter().map(PortRange::to_node).collect();
+            let l = self.target_port_range.iter().map(|r| r.to_node()).collect();
             b.put(id::TARGET_PORT_RANGE, Node::List(l));
         }
         if !self.target_protocol.is_empty() {
@@ -282,7 +282,7 @@ impl PortRange {
         Ok(PortRange { lower_port: lower as u16, upper_port: upper.map(|u| u as u16) })
     }
 
-    fn to_node(&self) -> Node {
+    fn to_node(self) -> Node {
         MapBuilder::new()
             .put(id::LOWER_PORT, Node::Uint(self.lower_port.into()))
             .opt(id::UPPER_PORT, self.upper_port.map(|u| Node::Uint(u.into())))
