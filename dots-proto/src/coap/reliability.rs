@@ -33,11 +33,12 @@ impl Default for TransmissionParams {
 }
 
 impl TransmissionParams {
-    /// ACK_TIMEOUT * (2^MAX_RETRANSMIT - 1) * ACK_RANDOM_FACTOR (45 s by default).
+    /// ACK_TIMEOUT * (2^MAX_RETRANSMIT - 1) * ACK_RANDOM_FACTOR (21 s with the DOTS defaults;
+    /// RFC 7252's 45 s assumes MAX_RETRANSMIT 4).
     pub fn max_transmit_span(&self) -> Duration {
         self.ack_timeout.mul_f64(self.backoff_sum() * self.ack_random_factor)
     }
-    /// ACK_TIMEOUT * (2^(MAX_RETRANSMIT+1) - 1) * ACK_RANDOM_FACTOR (93 s).
+    /// ACK_TIMEOUT * (2^(MAX_RETRANSMIT+1) - 1) * ACK_RANDOM_FACTOR (45 s).
     pub fn max_transmit_wait(&self) -> Duration {
         self.ack_timeout.mul_f64((self.backoff_sum() * 2.0 + 1.0) * self.ack_random_factor)
     }
@@ -46,11 +47,12 @@ impl TransmissionParams {
         self.ack_timeout
     }
     /// How long a CON message id must not be reused and dedup state kept:
-    /// MAX_TRANSMIT_SPAN + 2 * MAX_LATENCY + PROCESSING_DELAY (247 s).
+    /// MAX_TRANSMIT_SPAN + 2 * MAX_LATENCY + PROCESSING_DELAY (223 s with DOTS defaults, 247 s
+    /// with RFC 7252's).
     pub fn exchange_lifetime(&self) -> Duration {
         self.max_transmit_span() + self.max_latency * 2 + self.processing_delay()
     }
-    /// The same for NON: MAX_TRANSMIT_SPAN + MAX_LATENCY (145 s).
+    /// The same for NON: MAX_TRANSMIT_SPAN + MAX_LATENCY (121 s; 145 s with RFC 7252's).
     pub fn non_lifetime(&self) -> Duration {
         self.max_transmit_span() + self.max_latency
     }
