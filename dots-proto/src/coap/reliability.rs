@@ -33,6 +33,11 @@ impl Default for TransmissionParams {
 }
 
 impl TransmissionParams {
+    /// RFC 7252's own defaults (MAX_RETRANSMIT 4), for peers outside DOTS.
+    pub fn rfc7252() -> Self {
+        TransmissionParams { max_retransmit: 4, ..Self::default() }
+    }
+
     /// ACK_TIMEOUT * (2^MAX_RETRANSMIT - 1) * ACK_RANDOM_FACTOR (21 s with the DOTS defaults;
     /// RFC 7252's 45 s assumes MAX_RETRANSMIT 4).
     pub fn max_transmit_span(&self) -> Duration {
