@@ -113,3 +113,25 @@ proptest! {
         }
     }
 }
+
+fn signal() -> impl Strategy<Value = dots_proto::coap::Signal> {
+    use dots_proto::coap::Signal;
+    prop_oneof![
+        (prop::option::of(any::<u32>()), any::<bool>()).prop_map(|(m, b)| Signal::Csm { max_message_size: m, block_wise_transfer: b }),
+        any::<bool>().prop_map(|custody| Signal::Ping { custody }),
+        any::<bool>().prop_map(|custody| Signal::Pong { custody }),
+        (prop::collection::vec("[a-z:/.0-9]{1,30}", 0..3), prop::option::of(any::<u32>()), "[ -~]{0,20}")
+            .prop_map(|(a, h, d)| Signal::Release { alternative_addresses: a, hold_off: h, diagnostic: d }),
+        (prop::option::of(any::<u16>()), "[ -~]{0,20}").prop_map(|(b, d)| Signal::Abort { bad_csm_option: b, diagnostic: d }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn signal_round_trip_over_stream(s in signal(), t in token()) {
+        let bytes = stream::encode(&s.to_message(t)).unwrap();
+        let m = stream::decode_one(&bytes, 1 << 20).unwrap();
+        prop_assert_eq!(m.token, t);
+        prop_assert_eq!(dots_proto::coap::Signal::from_message(&m).unwrap(), s);
+    }
+}

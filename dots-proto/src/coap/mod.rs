@@ -13,6 +13,37 @@
 //! [`message`] the message model and typed accessors, [`datagram`] and
 //! [`stream`] the two framings, [`signaling`] 7.xx messages, [`block`]
 //! block-wise transfer, [`reliability`] timers/ids/dedup, [`observe`].
+//!
+//! A datagram server's receive path, as a sketch of how the pieces fit:
+//!
+//! ```
+//! use std::time::Instant;
+//! use dots_proto::coap::{datagram, Code, Dedup, Message, MessageIdGen, MessageType, Seen, Token, TransmissionParams};
+//!
+//! let mut dedup = Dedup::new(&TransmissionParams::default(), 10_000);
+//! let mut ids = MessageIdGen::new(0x4d2);
+//! let peer = "192.0.2.1:50000";
+//!
+//! let mut req = Message::request(Code::GET, MessageType::Con, 0x1234, Token::new(&[7]).unwrap());
+//! req.set_uri_path("/.well-known/dots/mitigate/cuid=x");
+//! let wire = datagram::encode(&req).unwrap();
+//!
+//! let reply: Option<Vec<u8>> = match datagram::decode(&wire) {
+//!     // Format error: RST a CON, silently drop anything else.
+//!     Err(e) => e.reset().map(|rst| datagram::encode(&rst).unwrap()),
+//!     Ok(msg) => match dedup.check(peer, msg.message_id, msg.mtype, Instant::now()) {
+//!         Seen::Duplicate(cached) => cached.map(<[u8]>::to_vec),
+//!         Seen::New => {
+//!             let code = if msg.first_bad_critical_option().is_some() { Code::BAD_OPTION } else { Code::CONTENT };
+//!             let resp = datagram::encode(&Message::response_to(&msg, code, &mut ids)).unwrap();
+//!             dedup.record_response(peer, msg.message_id, resp.clone());
+//!             Some(resp)
+//!         }
+//!     },
+//! };
+//! let resp = datagram::decode(&reply.unwrap()).unwrap();
+//! assert_eq!((resp.mtype, resp.code, resp.message_id), (MessageType::Ack, Code::CONTENT, 0x1234));
+//! ```
 
 pub mod block;
 pub mod code;

@@ -236,7 +236,8 @@ impl<K: Eq + Hash + Clone> Dedup<K> {
     }
 
     fn insert(&mut self, key: (K, u16), expires: Instant) {
-        while self.entries.len() >= self.capacity {
+        // Re-inserting an expired key overwrites it: no eviction needed.
+        while !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             let Some((exp, old)) = self.order.pop_front() else { break };
             self.remove_if_current(&old, exp);
         }
