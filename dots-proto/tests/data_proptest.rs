@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use dots_proto::data::acl::*;
 use dots_proto::data::alias::*;
 use dots_proto::data::capabilities::*;
-use dots_proto::data::yang::{Bits, BitNames, Decimal2, IpPrefix, Ipv4Prefix, Ipv6Prefix, U64};
+use dots_proto::data::yang::{BitNames, Bits, Decimal2, IpPrefix, Ipv4Prefix, Ipv6Prefix, U64};
 use dots_proto::data::*;
 use proptest::option::of;
 use proptest::prelude::*;
@@ -19,11 +19,28 @@ where
     let json = encode(v).unwrap();
     // Decoding must fit a small stack (the server may run it on a task).
     let j2 = json.clone();
-    std::thread::Builder::new().stack_size(512 * 1024).spawn(move || {
-        let _ = decode::<T>(j2.as_bytes(), &DecodeLimits { max_body_bytes: 1 << 24, max_depth: 32 });
-    }).unwrap().join().expect("decode overflowed a 512 KiB stack");
-    let back: T = decode(json.as_bytes(), &DecodeLimits { max_body_bytes: 1 << 24, max_depth: 32 })
-        .unwrap_or_else(|e| panic!("{e}\n{json}"));
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let _ = decode::<T>(
+                j2.as_bytes(),
+                &DecodeLimits {
+                    max_body_bytes: 1 << 24,
+                    max_depth: 32,
+                },
+            );
+        })
+        .unwrap()
+        .join()
+        .expect("decode overflowed a 512 KiB stack");
+    let back: T = decode(
+        json.as_bytes(),
+        &DecodeLimits {
+            max_body_bytes: 1 << 24,
+            max_depth: 32,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{json}"));
     assert_eq!(&back, v, "{json}");
 }
 
@@ -38,16 +55,19 @@ fn bits<N: BitNames>() -> impl Strategy<Value = Bits<N>> {
 fn ip_prefix() -> impl Strategy<Value = IpPrefix> {
     prop_oneof![
         (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, l)| IpPrefix::new(IpAddr::from(a), l).unwrap()),
-        (any::<[u8; 16]>(), 0u8..=128).prop_map(|(a, l)| IpPrefix::new(IpAddr::from(a), l).unwrap()),
+        (any::<[u8; 16]>(), 0u8..=128)
+            .prop_map(|(a, l)| IpPrefix::new(IpAddr::from(a), l).unwrap()),
     ]
 }
 
 fn v4_prefix() -> impl Strategy<Value = Ipv4Prefix> {
-    (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, l)| Ipv4Prefix(IpPrefix::new(IpAddr::from(a), l).unwrap()))
+    (any::<[u8; 4]>(), 0u8..=32)
+        .prop_map(|(a, l)| Ipv4Prefix(IpPrefix::new(IpAddr::from(a), l).unwrap()))
 }
 
 fn v6_prefix() -> impl Strategy<Value = Ipv6Prefix> {
-    (any::<[u8; 16]>(), 0u8..=128).prop_map(|(a, l)| Ipv6Prefix(IpPrefix::new(IpAddr::from(a), l).unwrap()))
+    (any::<[u8; 16]>(), 0u8..=128)
+        .prop_map(|(a, l)| Ipv6Prefix(IpPrefix::new(IpAddr::from(a), l).unwrap()))
 }
 
 fn binary() -> impl Strategy<Value = Binary> {
@@ -55,7 +75,10 @@ fn binary() -> impl Strategy<Value = Binary> {
 }
 
 fn fragment() -> impl Strategy<Value = Fragment> {
-    (of(bits()), bits()).prop_map(|(operator, fragment_type)| Fragment { operator, fragment_type })
+    (of(bits()), bits()).prop_map(|(operator, fragment_type)| Fragment {
+        operator,
+        fragment_type,
+    })
 }
 
 prop_compose! {
@@ -78,7 +101,12 @@ prop_compose! {
 }
 
 fn port_operator() -> impl Strategy<Value = PortOperator> {
-    prop_oneof![Just(PortOperator::Lte), Just(PortOperator::Gte), Just(PortOperator::Eq), Just(PortOperator::Neq)]
+    prop_oneof![
+        Just(PortOperator::Lte),
+        Just(PortOperator::Gte),
+        Just(PortOperator::Eq),
+        Just(PortOperator::Neq)
+    ]
 }
 
 fn port_match() -> impl Strategy<Value = PortMatch> {
@@ -101,20 +129,40 @@ prop_compose! {
 }
 
 fn matches() -> impl Strategy<Value = Matches> {
-    let l3 = of(prop_oneof![ipv4().boxed().prop_map(L3Match::Ipv4), ipv6().boxed().prop_map(L3Match::Ipv6)]);
-    let udp = (of(any::<u16>()), of(port_match()), of(port_match())).prop_map(|(length, s, d)| UdpMatch {
-        length,
-        source_port_range_or_operator: s,
-        destination_port_range_or_operator: d,
+    let l3 = of(prop_oneof![
+        ipv4().boxed().prop_map(L3Match::Ipv4),
+        ipv6().boxed().prop_map(L3Match::Ipv6)
+    ]);
+    let udp = (of(any::<u16>()), of(port_match()), of(port_match())).prop_map(|(length, s, d)| {
+        UdpMatch {
+            length,
+            source_port_range_or_operator: s,
+            destination_port_range_or_operator: d,
+        }
     });
-    let icmp = (of(any::<u8>()), of(any::<u8>()), of(binary()))
-        .prop_map(|(icmp_type, code, rest_of_header)| IcmpMatch { icmp_type, code, rest_of_header });
-    let l4 = of(prop_oneof![tcp().boxed().prop_map(L4Match::Tcp), udp.prop_map(L4Match::Udp), icmp.prop_map(L4Match::Icmp)]);
-    (l3.boxed(), l4.boxed()).prop_map(|(l3, l4)| Matches { l3, l4 }).boxed()
+    let icmp = (of(any::<u8>()), of(any::<u8>()), of(binary())).prop_map(
+        |(icmp_type, code, rest_of_header)| IcmpMatch {
+            icmp_type,
+            code,
+            rest_of_header,
+        },
+    );
+    let l4 = of(prop_oneof![
+        tcp().boxed().prop_map(L4Match::Tcp),
+        udp.prop_map(L4Match::Udp),
+        icmp.prop_map(L4Match::Icmp)
+    ]);
+    (l3.boxed(), l4.boxed())
+        .prop_map(|(l3, l4)| Matches { l3, l4 })
+        .boxed()
 }
 
 fn forwarding() -> impl Strategy<Value = ForwardingAction> {
-    prop_oneof![Just(ForwardingAction::Accept), Just(ForwardingAction::Drop), Just(ForwardingAction::Reject)]
+    prop_oneof![
+        Just(ForwardingAction::Accept),
+        Just(ForwardingAction::Drop),
+        Just(ForwardingAction::Reject)
+    ]
 }
 
 prop_compose! {
@@ -142,7 +190,11 @@ fn acl_type() -> impl Strategy<Value = AclType> {
 }
 
 fn activation() -> impl Strategy<Value = ActivationType> {
-    prop_oneof![Just(ActivationType::ActivateWhenMitigating), Just(ActivationType::Immediate), Just(ActivationType::Deactivate)]
+    prop_oneof![
+        Just(ActivationType::ActivateWhenMitigating),
+        Just(ActivationType::Immediate),
+        Just(ActivationType::Deactivate)
+    ]
 }
 
 prop_compose! {
@@ -177,26 +229,76 @@ fn aliases() -> impl Strategy<Value = Aliases> {
 }
 
 fn capabilities() -> impl Strategy<Value = Capabilities> {
-    let fam = proptest::collection::vec(prop_oneof![Just(AddressFamily::Ipv4), Just(AddressFamily::Ipv6)], 0..3);
+    let fam = proptest::collection::vec(
+        prop_oneof![Just(AddressFamily::Ipv4), Just(AddressFamily::Ipv6)],
+        0..3,
+    );
     let acts = proptest::collection::vec(forwarding(), 0..3);
     let b = || of(any::<bool>());
-    let v4 = of((b(), b(), b(), b()).prop_map(|(dscp, ttl, fragment, flags)| Ipv4Capabilities { dscp, ttl, fragment, flags, ..Default::default() }));
-    let v6 = of((b(), b(), b()).prop_map(|(hoplimit, flow_label, fragment)| Ipv6Capabilities { hoplimit, flow_label, fragment, ..Default::default() }));
-    let tcp = of((b(), b(), b()).prop_map(|(flags_bitmask, port_range, options)| TcpCapabilities { flags_bitmask, port_range, options, ..Default::default() }));
-    let icmp = of((b(), b(), b()).prop_map(|(t, code, rest_of_header)| IcmpCapabilities { r#type: t, code, rest_of_header }));
-    (fam, acts, b(), proptest::collection::vec(any::<u8>(), 0..4), v4, v6, tcp, icmp).prop_map(
-        |(address_family, forwarding_actions, rate_limit, transport_protocols, ipv4, ipv6, tcp, icmp)| Capabilities {
-            address_family,
-            forwarding_actions,
-            rate_limit,
-            transport_protocols,
-            ipv4,
-            ipv6,
-            tcp,
-            udp: None,
-            icmp,
-        },
+    let v4 = of(
+        (b(), b(), b(), b()).prop_map(|(dscp, ttl, fragment, flags)| Ipv4Capabilities {
+            dscp,
+            ttl,
+            fragment,
+            flags,
+            ..Default::default()
+        }),
+    );
+    let v6 = of(
+        (b(), b(), b()).prop_map(|(hoplimit, flow_label, fragment)| Ipv6Capabilities {
+            hoplimit,
+            flow_label,
+            fragment,
+            ..Default::default()
+        }),
+    );
+    let tcp = of(
+        (b(), b(), b()).prop_map(|(flags_bitmask, port_range, options)| TcpCapabilities {
+            flags_bitmask,
+            port_range,
+            options,
+            ..Default::default()
+        }),
+    );
+    let icmp = of(
+        (b(), b(), b()).prop_map(|(t, code, rest_of_header)| IcmpCapabilities {
+            r#type: t,
+            code,
+            rest_of_header,
+        }),
+    );
+    (
+        fam,
+        acts,
+        b(),
+        proptest::collection::vec(any::<u8>(), 0..4),
+        v4,
+        v6,
+        tcp,
+        icmp,
     )
+        .prop_map(
+            |(
+                address_family,
+                forwarding_actions,
+                rate_limit,
+                transport_protocols,
+                ipv4,
+                ipv6,
+                tcp,
+                icmp,
+            )| Capabilities {
+                address_family,
+                forwarding_actions,
+                rate_limit,
+                transport_protocols,
+                ipv4,
+                ipv6,
+                tcp,
+                udp: None,
+                icmp,
+            },
+        )
 }
 
 proptest! {

@@ -15,7 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 fn vector(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/data").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/data")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -43,7 +45,11 @@ fn normalise(v: &mut Value) {
             for (k, val) in map.iter_mut() {
                 match (k.as_str(), &mut *val) {
                     ("forwarding", s) => qualify(s),
-                    ("type", s @ Value::String(_)) if s.as_str().unwrap().ends_with("-acl-type") => qualify(s),
+                    ("type", s @ Value::String(_))
+                        if s.as_str().unwrap().ends_with("-acl-type") =>
+                    {
+                        qualify(s)
+                    }
                     ("forwarding-actions", Value::Array(a)) => a.iter_mut().for_each(qualify),
                     _ => normalise(val),
                 }
@@ -58,7 +64,8 @@ fn normalise(v: &mut Value) {
 /// normalised original; decodes the re-encoding again and checks identity.
 fn roundtrip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(name: &str) -> T {
     let bytes = vector(name);
-    let body: T = decode(&bytes, &DecodeLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let body: T =
+        decode(&bytes, &DecodeLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let out = encode(&body).unwrap();
     let mut expected: Value = serde_json::from_slice(&bytes).unwrap();
     normalise(&mut expected);
@@ -102,7 +109,8 @@ fn fig13_register_via_gateway() {
     let c = &b.dots_client[0];
     assert_eq!(c.cuid, "dz6pHjaADkaFTbjr0JGBpw");
     assert_eq!(c.cdid.as_deref(), Some("7eeaf349529eb55ed50113"));
-    let c = parse_registration_request(&vector("fig13-register-gateway.json"), &Policy::default()).unwrap();
+    let c = parse_registration_request(&vector("fig13-register-gateway.json"), &Policy::default())
+        .unwrap();
     assert_eq!(c.cuid, "dz6pHjaADkaFTbjr0JGBpw");
 }
 
@@ -120,10 +128,20 @@ fn fig16_alias_schema_completed() {
     let b: AliasesBody = roundtrip("fig16-create-aliases-schema.json");
     let a = &b.aliases.alias[0];
     assert_eq!(a.name, "string");
-    assert_eq!(a.target_port_range, vec![PortRange { lower_port: 1024, upper_port: Some(65535) }]);
+    assert_eq!(
+        a.target_port_range,
+        vec![PortRange {
+            lower_port: 1024,
+            upper_port: Some(65535)
+        }]
+    );
     assert_eq!(a.target_fqdn, vec!["www.example.com"]);
     assert_eq!(a.target_uri, vec!["https://www.example.com/"]);
-    parse_aliases_request(&vector("fig16-create-aliases-schema.json"), &Policy::default()).unwrap();
+    parse_aliases_request(
+        &vector("fig16-create-aliases-schema.json"),
+        &Policy::default(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -132,8 +150,20 @@ fn fig17_create_alias() {
     let a = &b.aliases.alias[0];
     assert_eq!(a.name, "https1");
     assert_eq!(a.target_protocol, vec![6]);
-    assert_eq!(a.target_prefix, vec![prefix("2001:db8:6401::1/128"), prefix("2001:db8:6401::2/128")]);
-    assert_eq!(a.target_port_range, vec![PortRange { lower_port: 443, upper_port: None }]);
+    assert_eq!(
+        a.target_prefix,
+        vec![
+            prefix("2001:db8:6401::1/128"),
+            prefix("2001:db8:6401::2/128")
+        ]
+    );
+    assert_eq!(
+        a.target_port_range,
+        vec![PortRange {
+            lower_port: 443,
+            upper_port: None
+        }]
+    );
     assert_eq!(a.target_port_range[0].upper(), 443);
     assert_eq!(a.pending_lifetime, None);
     let ok = parse_aliases_request(&vector("fig17-create-alias.json"), &Policy::default()).unwrap();
@@ -143,13 +173,31 @@ fn fig17_create_alias() {
 #[test]
 fn fig19_aliases_response() {
     let b: AliasesBody = roundtrip("fig19-aliases-response.json");
-    let names: Vec<_> = b.aliases.alias.iter().map(|a| (a.name.as_str(), a.pending_lifetime)).collect();
+    let names: Vec<_> = b
+        .aliases
+        .alias
+        .iter()
+        .map(|a| (a.name.as_str(), a.pending_lifetime))
+        .collect();
     assert_eq!(names, [("Server1", Some(3596)), ("Server2", Some(9869))]);
     assert_eq!(b.aliases.alias[1].target_port_range[0].lower_port, 80);
-    assert_eq!(b.aliases.alias[1].target_prefix[1], prefix("2001:db8:6401::20/128"));
+    assert_eq!(
+        b.aliases.alias[1].target_prefix[1],
+        prefix("2001:db8:6401::20/128")
+    );
     // A response is not a request: pending-lifetime is read-only.
-    let e = parse_aliases_request(&vector("fig19-aliases-response.json"), &Policy::default()).unwrap_err();
-    assert!(matches!(e, DataError::ReadOnly { field: "pending-lifetime", .. }), "{e}");
+    let e = parse_aliases_request(&vector("fig19-aliases-response.json"), &Policy::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::ReadOnly {
+                field: "pending-lifetime",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 // ------------------------------------------------------------- section 7
@@ -159,17 +207,29 @@ fn fig23_capabilities() {
     let b: CapabilitiesBody = roundtrip("fig23-capabilities.json");
     let c = &b.capabilities;
     assert_eq!(c.address_family, [AddressFamily::Ipv4, AddressFamily::Ipv6]);
-    assert_eq!(c.forwarding_actions, [ForwardingAction::Drop, ForwardingAction::Accept]);
+    assert_eq!(
+        c.forwarding_actions,
+        [ForwardingAction::Drop, ForwardingAction::Accept]
+    );
     assert_eq!(c.rate_limit, Some(true));
     assert_eq!(c.transport_protocols, [1, 6, 17, 58]);
     let v4 = c.ipv4.as_ref().unwrap();
-    assert_eq!((v4.length, v4.fragment, v4.dscp), (Some(true), Some(true), None));
+    assert_eq!(
+        (v4.length, v4.fragment, v4.dscp),
+        (Some(true), Some(true), None)
+    );
     assert_eq!(c.ipv6.as_ref().unwrap().source_prefix, Some(true));
     let tcp = c.tcp.as_ref().unwrap();
-    assert_eq!((tcp.flags_bitmask, tcp.port_range, tcp.flags), (Some(true), Some(true), None));
+    assert_eq!(
+        (tcp.flags_bitmask, tcp.port_range, tcp.flags),
+        (Some(true), Some(true), None)
+    );
     assert_eq!(c.udp.as_ref().unwrap().length, Some(true));
     let icmp = c.icmp.as_ref().unwrap();
-    assert_eq!((icmp.r#type, icmp.code, icmp.rest_of_header), (Some(true), Some(true), None));
+    assert_eq!(
+        (icmp.r#type, icmp.code, icmp.rest_of_header),
+        (Some(true), Some(true), None)
+    );
 }
 
 #[test]
@@ -178,13 +238,24 @@ fn fig24_install_ipv4_acl() {
     let acl = &b.acls.acl[0];
     assert_eq!(acl.name, "sample-ipv4-acl");
     assert_eq!(acl.acl_type, Some(AclType::Ipv4));
-    assert_eq!(acl.activation_type, Some(ActivationType::ActivateWhenMitigating));
+    assert_eq!(
+        acl.activation_type,
+        Some(ActivationType::ActivateWhenMitigating)
+    );
     let ace = only_ace(&b.acls);
     assert_eq!(ace.name, "rule1");
-    let Some(L3Match::Ipv4(v4)) = &ace.matches.as_ref().unwrap().l3 else { panic!("no ipv4") };
-    assert_eq!(v4.destination_ipv4_network.unwrap().0, prefix("198.51.100.0/24"));
+    let Some(L3Match::Ipv4(v4)) = &ace.matches.as_ref().unwrap().l3 else {
+        panic!("no ipv4")
+    };
+    assert_eq!(
+        v4.destination_ipv4_network.unwrap().0,
+        prefix("198.51.100.0/24")
+    );
     assert_eq!(v4.source_ipv4_network.unwrap().0, prefix("192.0.2.0/24"));
-    assert_eq!(ace.actions.as_ref().unwrap().forwarding, ForwardingAction::Drop);
+    assert_eq!(
+        ace.actions.as_ref().unwrap().forwarding,
+        ForwardingAction::Drop
+    );
     parse_acls_request(&vector("fig24-install-acl-ipv4.json"), &Policy::default()).unwrap();
 }
 
@@ -196,14 +267,39 @@ fn check_test_acl_ipv6_udp(b: &AclsBody) {
     let ace = only_ace(&b.acls);
     assert_eq!(ace.name, "my-test-ace");
     let m = ace.matches.as_ref().unwrap();
-    let Some(L3Match::Ipv6(v6)) = &m.l3 else { panic!("no ipv6") };
-    assert_eq!(v6.destination_ipv6_network.unwrap().0, prefix("2001:db8:6401::2/127"));
-    assert_eq!(v6.source_ipv6_network.unwrap().0, prefix("2001:db8:1234::/96"));
+    let Some(L3Match::Ipv6(v6)) = &m.l3 else {
+        panic!("no ipv6")
+    };
+    assert_eq!(
+        v6.destination_ipv6_network.unwrap().0,
+        prefix("2001:db8:6401::2/127")
+    );
+    assert_eq!(
+        v6.source_ipv6_network.unwrap().0,
+        prefix("2001:db8:1234::/96")
+    );
     assert_eq!((v6.protocol, v6.flow_label), (Some(17), Some(10000)));
-    let Some(L4Match::Udp(udp)) = &m.l4 else { panic!("no udp") };
-    assert_eq!(udp.source_port_range_or_operator, Some(PortMatch::Operator { op: Some(PortOperator::Lte), port: 80 }));
-    assert_eq!(udp.destination_port_range_or_operator, Some(PortMatch::Operator { op: Some(PortOperator::Neq), port: 1010 }));
-    assert_eq!(ace.actions.as_ref().unwrap().forwarding, ForwardingAction::Accept);
+    let Some(L4Match::Udp(udp)) = &m.l4 else {
+        panic!("no udp")
+    };
+    assert_eq!(
+        udp.source_port_range_or_operator,
+        Some(PortMatch::Operator {
+            op: Some(PortOperator::Lte),
+            port: 80
+        })
+    );
+    assert_eq!(
+        udp.destination_port_range_or_operator,
+        Some(PortMatch::Operator {
+            op: Some(PortOperator::Neq),
+            port: 1010
+        })
+    );
+    assert_eq!(
+        ace.actions.as_ref().unwrap().forwarding,
+        ForwardingAction::Accept
+    );
     assert_eq!(ace.actions.as_ref().unwrap().rate_limit, None);
 }
 
@@ -235,9 +331,15 @@ fn fig29_get_config() {
 fn fig31_get_non_config() {
     let b: AclsBody = roundtrip("fig31-acls-non-config.json");
     let acl = &b.acls.acl[0];
-    assert_eq!((acl.name.as_str(), acl.pending_lifetime, acl.acl_type), ("test-acl-ipv6-udp", Some(8000), None));
+    assert_eq!(
+        (acl.name.as_str(), acl.pending_lifetime, acl.acl_type),
+        ("test-acl-ipv6-udp", Some(8000), None)
+    );
     // Default applies when absent (section 7.2).
-    assert_eq!(acl.effective_activation(), ActivationType::ActivateWhenMitigating);
+    assert_eq!(
+        acl.effective_activation(),
+        ActivationType::ActivateWhenMitigating
+    );
     let ace = only_ace(&b.acls);
     assert_eq!(ace.name, "my-test-ace");
     assert!(ace.matches.is_none() && ace.actions.is_none());
@@ -257,9 +359,20 @@ fn check_dns_fragments(b: &AclsBody, v6: bool) {
     assert!(frag.fragment_type.has("isf") && !frag.fragment_type.has("df"));
     assert_eq!(frag.fragment_type.to_string(), "isf");
     assert_eq!(frag.operator.unwrap().to_string(), "match");
-    let Some(L4Match::Udp(udp)) = &aces[1].matches.as_ref().unwrap().l4 else { panic!("no udp") };
-    assert_eq!(udp.destination_port_range_or_operator, Some(PortMatch::Operator { op: Some(PortOperator::Eq), port: 53 }));
-    assert_eq!(aces[1].actions.as_ref().unwrap().forwarding, ForwardingAction::Accept);
+    let Some(L4Match::Udp(udp)) = &aces[1].matches.as_ref().unwrap().l4 else {
+        panic!("no udp")
+    };
+    assert_eq!(
+        udp.destination_port_range_or_operator,
+        Some(PortMatch::Operator {
+            op: Some(PortOperator::Eq),
+            port: 53
+        })
+    );
+    assert_eq!(
+        aces[1].actions.as_ref().unwrap().forwarding,
+        ForwardingAction::Accept
+    );
 }
 
 #[test]
@@ -278,15 +391,30 @@ fn fig35_ipv6_fragments() {
 
 #[test]
 fn figs34_35_as_printed_fail_cleanly() {
-    for f in ["as-printed/fig34-ipv4-fragments.txt", "as-printed/fig35-ipv6-fragments.txt"] {
+    for f in [
+        "as-printed/fig34-ipv4-fragments.txt",
+        "as-printed/fig35-ipv6-fragments.txt",
+    ] {
         let e = decode_acls(&vector(f), &DecodeLimits::default()).unwrap_err();
-        assert_eq!((e.status(), e.tag()), (400, ErrorTag::MalformedMessage), "{f}: {e}");
+        assert_eq!(
+            (e.status(), e.tag()),
+            (400, ErrorTag::MalformedMessage),
+            "{f}: {e}"
+        );
     }
     // Figure 16 as printed: the first problem met is the placeholder
     // "string" where a prefix belongs (before the bare `integer`s).
-    let e = decode_aliases(&vector("as-printed/fig16-create-aliases-schema.txt"), &DecodeLimits::default()).unwrap_err();
+    let e = decode_aliases(
+        &vector("as-printed/fig16-create-aliases-schema.txt"),
+        &DecodeLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((e.status(), e.tag()), (400, ErrorTag::InvalidValue), "{e}");
-    assert_eq!(e.path(), Some("ietf-dots-data-channel:aliases/alias[0]/target-prefix[0]"), "{e}");
+    assert_eq!(
+        e.path(),
+        Some("ietf-dots-data-channel:aliases/alias[0]/target-prefix[0]"),
+        "{e}"
+    );
     assert!(e.to_string().contains("\"string\""), "{e}");
 }
 
@@ -294,20 +422,31 @@ fn figs34_35_as_printed_fail_cleanly() {
 fn fig36_tcp_null_attack() {
     let b: AclsBody = roundtrip("fig36-tcp-null.json");
     let acl = &b.acls.acl[0];
-    assert_eq!((acl.acl_type, acl.activation_type), (None, Some(ActivationType::Immediate)));
+    assert_eq!(
+        (acl.acl_type, acl.activation_type),
+        (None, Some(ActivationType::Immediate))
+    );
     let ace = only_ace(&b.acls);
-    let Some(L4Match::Tcp(tcp)) = &ace.matches.as_ref().unwrap().l4 else { panic!("no tcp") };
+    let Some(L4Match::Tcp(tcp)) = &ace.matches.as_ref().unwrap().l4 else {
+        panic!("no tcp")
+    };
     let fb = tcp.flags_bitmask.as_ref().unwrap();
     assert_eq!(fb.bitmask, 4095);
     let op = fb.operator.unwrap();
     assert!(op.has("not") && op.has("any") && !op.has("match"));
-    assert_eq!(ace.actions.as_ref().unwrap().forwarding, ForwardingAction::Drop);
+    assert_eq!(
+        ace.actions.as_ref().unwrap().forwarding,
+        ForwardingAction::Drop
+    );
     // Section 7.2 makes the destination mandatory for 'immediate' ACLs, which
     // this example (non-normative) lacks: refused by default, accepted when
     // the policy relaxes that rule.
     let e = parse_acls_request(&vector("fig36-tcp-null.json"), &Policy::default()).unwrap_err();
     assert!(matches!(e, DataError::MissingDestination { .. }), "{e}");
-    let relaxed = Policy { require_destination_for_immediate: false, ..Policy::default() };
+    let relaxed = Policy {
+        require_destination_for_immediate: false,
+        ..Policy::default()
+    };
     parse_acls_request(&vector("fig36-tcp-null.json"), &relaxed).unwrap();
 }
 
@@ -315,11 +454,19 @@ fn check_rate_limited(name: &str, bitmask: u16, acl_type: Option<AclType>) {
     let b: AclsBody = roundtrip(name);
     let acl = &b.acls.acl[0];
     assert_eq!(acl.acl_type, acl_type);
-    assert_eq!(acl.effective_activation(), ActivationType::ActivateWhenMitigating);
+    assert_eq!(
+        acl.effective_activation(),
+        ActivationType::ActivateWhenMitigating
+    );
     let ace = only_ace(&b.acls);
-    let Some(L4Match::Tcp(tcp)) = &ace.matches.as_ref().unwrap().l4 else { panic!("no tcp") };
+    let Some(L4Match::Tcp(tcp)) = &ace.matches.as_ref().unwrap().l4 else {
+        panic!("no tcp")
+    };
     let fb = tcp.flags_bitmask.as_ref().unwrap();
-    assert_eq!((fb.bitmask, fb.operator.unwrap().to_string().as_str()), (bitmask, "match"));
+    assert_eq!(
+        (fb.bitmask, fb.operator.unwrap().to_string().as_str()),
+        (bitmask, "match")
+    );
     let actions = ace.actions.as_ref().unwrap();
     assert_eq!(actions.forwarding, ForwardingAction::Accept);
     assert_eq!(actions.rate_limit, Some(Decimal2(2000)));
@@ -346,25 +493,45 @@ fn extra_statistics_response() {
     let st = ace.statistics.as_ref().unwrap();
     assert_eq!(st.matched_packets, Some(U64(u64::MAX)));
     assert_eq!(st.matched_octets, Some(U64(1_234_567_890_123)));
-    assert_eq!(ace.actions.as_ref().unwrap().rate_limit, Some(Decimal2(12_500_050)));
-    let Some(L4Match::Udp(udp)) = &ace.matches.as_ref().unwrap().l4 else { panic!("no udp") };
-    assert_eq!(udp.destination_port_range_or_operator, Some(PortMatch::Range { lower: 1000, upper: 1010 }));
+    assert_eq!(
+        ace.actions.as_ref().unwrap().rate_limit,
+        Some(Decimal2(12_500_050))
+    );
+    let Some(L4Match::Udp(udp)) = &ace.matches.as_ref().unwrap().l4 else {
+        panic!("no udp")
+    };
+    assert_eq!(
+        udp.destination_port_range_or_operator,
+        Some(PortMatch::Range {
+            lower: 1000,
+            upper: 1010
+        })
+    );
     // Encoded counters are JSON strings (RFC 7951 section 6.1).
     let v: Value = serde_json::from_str(&encode(&b).unwrap()).unwrap();
     let stats = &v["ietf-dots-data-channel:acls"]["acl"][0]["aces"]["ace"][0]["statistics"];
-    assert_eq!(stats["matched-packets"], Value::String("18446744073709551615".into()));
+    assert_eq!(
+        stats["matched-packets"],
+        Value::String("18446744073709551615".into())
+    );
 }
 
 #[test]
 fn extra_error_bodies() {
     let b: ErrorsBody = roundtrip("extra-errors-invalid-value.json");
     let e = &b.errors.error[0];
-    assert_eq!((e.error_type, e.error_tag), (ErrorType::Protocol, ErrorTag::InvalidValue));
+    assert_eq!(
+        (e.error_type, e.error_tag),
+        (ErrorType::Protocol, ErrorTag::InvalidValue)
+    );
     assert!(e.error_message.as_deref().unwrap().contains("127.0.0.1/32"));
 
     let b: ErrorsBody = roundtrip("extra-errors-loop-detected.json");
     let e = &b.errors.error[0];
-    assert_eq!((e.error_type, e.error_tag), (ErrorType::Transport, ErrorTag::OperationFailed));
+    assert_eq!(
+        (e.error_type, e.error_tag),
+        (ErrorType::Transport, ErrorTag::OperationFailed)
+    );
     assert_eq!(e.error_app_tag.as_deref(), Some("loop-detected"));
     let built = RestconfError::loop_detected("1.1 gw1.example.com, 1.1 gw2.example.net");
     assert_eq!(built.status, 508);

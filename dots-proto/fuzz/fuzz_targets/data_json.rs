@@ -15,7 +15,10 @@ macro_rules! roundtrip {
             let json = data::encode(&v).expect("encode");
             // Re-encoding may outgrow the body limit (bare identities grow
             // to module:identity), so decode it unbounded.
-            let unbounded = DecodeLimits { max_body_bytes: usize::MAX, ..limits };
+            let unbounded = DecodeLimits {
+                max_body_bytes: usize::MAX,
+                ..limits
+            };
             let again = data::decode::<$t>(json.as_bytes(), &unbounded).expect("re-decode");
             assert_eq!(v, again, "decode(encode(x)) != x for {json}");
             v

@@ -51,7 +51,8 @@ pub struct Acl {
 impl Acl {
     /// The activation type, with the §7.2 default applied.
     pub fn effective_activation(&self) -> ActivationType {
-        self.activation_type.unwrap_or(ActivationType::ActivateWhenMitigating)
+        self.activation_type
+            .unwrap_or(ActivationType::ActivateWhenMitigating)
     }
 
     /// The ACEs, empty when the container is absent.
@@ -148,11 +149,17 @@ identity_serde!(AclType);
 impl AclType {
     /// `derived-from(type, 'ietf-acl:ipv4-acl-type')` (RFC 8519 identities).
     pub fn allows_ipv4(self) -> bool {
-        matches!(self, AclType::Ipv4 | AclType::MixedEthIpv4 | AclType::MixedEthIpv4Ipv6)
+        matches!(
+            self,
+            AclType::Ipv4 | AclType::MixedEthIpv4 | AclType::MixedEthIpv4Ipv6
+        )
     }
     /// `derived-from(type, 'ietf-acl:ipv6-acl-type')`.
     pub fn allows_ipv6(self) -> bool {
-        matches!(self, AclType::Ipv6 | AclType::MixedEthIpv6 | AclType::MixedEthIpv4Ipv6)
+        matches!(
+            self,
+            AclType::Ipv6 | AclType::MixedEthIpv6 | AclType::MixedEthIpv4Ipv6
+        )
     }
 }
 

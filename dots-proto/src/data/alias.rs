@@ -50,7 +50,9 @@ impl Alias {
     /// Whether the alias names any target (§6.1: one of `target-prefix`,
     /// `target-fqdn` or `target-uri` MUST be present).
     pub fn has_target(&self) -> bool {
-        !(self.target_prefix.is_empty() && self.target_fqdn.is_empty() && self.target_uri.is_empty())
+        !(self.target_prefix.is_empty()
+            && self.target_fqdn.is_empty()
+            && self.target_uri.is_empty())
     }
 }
 

@@ -28,29 +28,76 @@ pub enum DataError {
     #[error("{count} dots-client entries in one request; exactly 1 is allowed (section 5.1)")]
     ClientCount { count: usize },
     #[error("'{path}': {field} {value:?} must be {min}..{max} characters long")]
-    NameLength { path: String, field: &'static str, value: String, min: usize, max: usize },
+    NameLength {
+        path: String,
+        field: &'static str,
+        value: String,
+        min: usize,
+        max: usize,
+    },
     #[error("'{path}': {field} {value:?} appears more than once")]
-    Duplicate { path: String, field: &'static str, value: String },
+    Duplicate {
+        path: String,
+        field: &'static str,
+        value: String,
+    },
     #[error("'{path}': {count} {field} entries exceed the limit of {max}")]
-    TooMany { path: String, field: &'static str, count: usize, max: usize },
+    TooMany {
+        path: String,
+        field: &'static str,
+        count: usize,
+        max: usize,
+    },
     #[error("'{path}': alias has none of target-prefix, target-fqdn, target-uri (section 6.1)")]
     NoTarget { path: String },
     #[error("'{path}': {field} {value} is invalid: {reason}")]
-    BadPrefix { path: String, field: &'static str, value: String, reason: &'static str },
+    BadPrefix {
+        path: String,
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("'{path}': {field} {value:?} is invalid: {reason}")]
-    BadName { path: String, field: &'static str, value: String, reason: &'static str },
+    BadName {
+        path: String,
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("'{path}': lower-port {lower} is greater than upper-port {upper}")]
-    PortOrder { path: String, lower: u16, upper: u16 },
+    PortOrder {
+        path: String,
+        lower: u16,
+        upper: u16,
+    },
     #[error("'{path}': {field} {value} is outside {range}")]
-    OutOfRange { path: String, field: &'static str, value: u64, range: &'static str },
+    OutOfRange {
+        path: String,
+        field: &'static str,
+        value: u64,
+        range: &'static str,
+    },
     #[error("'{path}': protocol {protocol} contradicts the '{l4}' match (expects {expected})")]
-    ProtocolMismatch { path: String, protocol: u8, l4: &'static str, expected: String },
+    ProtocolMismatch {
+        path: String,
+        protocol: u8,
+        l4: &'static str,
+        expected: String,
+    },
     #[error("'{path}': '{l3}' match in an ACL of type {acl_type}")]
-    L3TypeMismatch { path: String, l3: &'static str, acl_type: String },
+    L3TypeMismatch {
+        path: String,
+        l3: &'static str,
+        acl_type: String,
+    },
     #[error("'{path}': fragment type {value:?} sets 'df', which must be 0 in an IPv6 filter")]
     DfInIpv6 { path: String, value: String },
     #[error("'{path}': '{first}' and '{second}' must not be used together (section 4.2)")]
-    Conflicting { path: String, first: &'static str, second: &'static str },
+    Conflicting {
+        path: String,
+        first: &'static str,
+        second: &'static str,
+    },
     #[error("'{path}': operator {value:?} sets both 'match' and 'any'")]
     OperatorConflict { path: String, value: String },
     #[error("'{path}': ACE has no actions (forwarding is mandatory, section 7.2)")]
@@ -58,15 +105,25 @@ pub enum DataError {
     #[error("'{path}': forwarding {action} is not supported by DOTS (section 4.1)")]
     UnsupportedAction { path: String, action: String },
     #[error("'{path}': rate-limit {value} is only valid with forwarding accept, not {action}")]
-    RateLimitNotAccept { path: String, value: String, action: String },
+    RateLimitNotAccept {
+        path: String,
+        value: String,
+        action: String,
+    },
     #[error("'{path}': rate-limit {value} is negative")]
     NegativeRateLimit { path: String, value: String },
     #[error("'{path}': read-only member '{field}' in a request")]
     ReadOnly { path: String, field: &'static str },
-    #[error("'{path}': ACL {acl:?} is 'immediate' but the ACE has no destination network (section 7.2)")]
+    #[error(
+        "'{path}': ACL {acl:?} is 'immediate' but the ACE has no destination network (section 7.2)"
+    )]
     MissingDestination { path: String, acl: String },
     #[error("'{path}': {field} {value} is outside the client's domain")]
-    OutOfScope { path: String, field: &'static str, value: String },
+    OutOfScope {
+        path: String,
+        field: &'static str,
+        value: String,
+    },
 }
 
 impl DataError {
@@ -76,9 +133,10 @@ impl DataError {
         match self {
             TooLarge { .. } => ErrorTag::TooBig,
             TooDeep { .. } | Malformed { .. } => ErrorTag::MalformedMessage,
-            MissingAttribute { .. } | NoTarget { .. } | MissingActions { .. } | MissingDestination { .. } => {
-                ErrorTag::MissingAttribute
-            }
+            MissingAttribute { .. }
+            | NoTarget { .. }
+            | MissingActions { .. }
+            | MissingDestination { .. } => ErrorTag::MissingAttribute,
             UnknownElement { .. } => ErrorTag::UnknownElement,
             TooMany { .. } => ErrorTag::ResourceDenied,
             _ => ErrorTag::InvalidValue,
@@ -151,7 +209,10 @@ pub(crate) fn from_serde(e: serde_path_to_error::Error<serde_json::Error>) -> Da
     let path = render_path(e.path());
     let inner = e.into_inner();
     if !inner.is_data() {
-        return DataError::Malformed { path, detail: inner.to_string() };
+        return DataError::Malformed {
+            path,
+            detail: inner.to_string(),
+        };
     }
     let msg = inner.to_string();
     if let Some(field) = backticked_after(&msg, "missing field `") {

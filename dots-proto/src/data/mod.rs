@@ -28,7 +28,9 @@ pub mod yang;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use acl::{Ace, Aces, Acl, Acls, AclsBody, ActivationType, AclType, Actions, ForwardingAction, Statistics};
+pub use acl::{
+    Ace, Aces, Acl, AclType, Acls, AclsBody, Actions, ActivationType, ForwardingAction, Statistics,
+};
 pub use alias::{Alias, Aliases, AliasesBody, PortRange};
 pub use capabilities::{Capabilities, CapabilitiesBody};
 pub use client::{DotsClient, DotsClientBody, DotsData, DotsDataBody};
@@ -51,20 +53,29 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 256 * 1024, max_depth: 32 }
+        Self {
+            max_body_bytes: 256 * 1024,
+            max_depth: 32,
+        }
     }
 }
 
 /// Decodes a body of type `T` (one of the `*Body` types) within `limits`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limits: &DecodeLimits) -> Result<T, DataError> {
     if bytes.len() > limits.max_body_bytes {
-        return Err(DataError::TooLarge { len: bytes.len(), max: limits.max_body_bytes });
+        return Err(DataError::TooLarge {
+            len: bytes.len(),
+            max: limits.max_body_bytes,
+        });
     }
     check_depth(bytes, limits.max_depth)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(error::from_serde)?;
     // Trailing garbage after the document.
-    de.end().map_err(|e| DataError::Malformed { path: String::new(), detail: e.to_string() })?;
+    de.end().map_err(|e| DataError::Malformed {
+        path: String::new(),
+        detail: e.to_string(),
+    })?;
     Ok(value)
 }
 
@@ -99,17 +110,25 @@ fn check_depth(bytes: &[u8], max: usize) -> Result<(), DataError> {
 
 /// Encodes a body as compact JSON.
 pub fn encode<T: Serialize>(body: &T) -> Result<String, DataError> {
-    serde_json::to_string(body).map_err(|e| DataError::InvalidValue { path: String::new(), detail: e.to_string() })
+    serde_json::to_string(body).map_err(|e| DataError::InvalidValue {
+        path: String::new(),
+        detail: e.to_string(),
+    })
 }
 
 /// Encodes a body as indented JSON (for humans and logs).
 pub fn encode_pretty<T: Serialize>(body: &T) -> Result<String, DataError> {
-    serde_json::to_string_pretty(body)
-        .map_err(|e| DataError::InvalidValue { path: String::new(), detail: e.to_string() })
+    serde_json::to_string_pretty(body).map_err(|e| DataError::InvalidValue {
+        path: String::new(),
+        detail: e.to_string(),
+    })
 }
 
 /// Decodes `{"ietf-dots-data-channel:dots-client": [...]}`.
-pub fn decode_dots_client(bytes: &[u8], limits: &DecodeLimits) -> Result<DotsClientBody, DataError> {
+pub fn decode_dots_client(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<DotsClientBody, DataError> {
     decode(bytes, limits)
 }
 
@@ -124,7 +143,10 @@ pub fn decode_acls(bytes: &[u8], limits: &DecodeLimits) -> Result<AclsBody, Data
 }
 
 /// Decodes `{"ietf-dots-data-channel:capabilities": {...}}`.
-pub fn decode_capabilities(bytes: &[u8], limits: &DecodeLimits) -> Result<CapabilitiesBody, DataError> {
+pub fn decode_capabilities(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<CapabilitiesBody, DataError> {
     decode(bytes, limits)
 }
 
@@ -162,12 +184,19 @@ mod tests {
     #[test]
     fn depth_scan_ignores_brackets_in_strings() {
         assert!(check_depth(br#"{"a": "[[[[[[[[[[[\"[[[["}"#, 2).is_ok());
-        assert!(matches!(check_depth(b"[[[", 2), Err(DataError::TooDeep { max: 2 })));
+        assert!(matches!(
+            check_depth(b"[[[", 2),
+            Err(DataError::TooDeep { max: 2 })
+        ));
     }
 
     #[test]
     fn trailing_garbage_is_malformed() {
-        let e = decode_aliases(br#"{"ietf-dots-data-channel:aliases":{}} x"#, &DecodeLimits::default()).unwrap_err();
+        let e = decode_aliases(
+            br#"{"ietf-dots-data-channel:aliases":{}} x"#,
+            &DecodeLimits::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.tag(), ErrorTag::MalformedMessage);
     }
 }

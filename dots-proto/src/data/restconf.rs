@@ -151,7 +151,11 @@ impl RestconfError {
     /// 404 with `invalid-value`: the named alias or ACL does not exist
     /// (§§6.2, 6.3, 7.3, 7.4).
     pub fn not_found(what: &str, name: &str) -> Self {
-        Self::new(404, ErrorTag::InvalidValue, format!("{what} {name:?} not found"))
+        Self::new(
+            404,
+            ErrorTag::InvalidValue,
+            format!("{what} {name:?} not found"),
+        )
     }
 
     /// 409 with `resource-denied`: conflicts with an existing resource
@@ -189,7 +193,11 @@ impl RestconfError {
 
     /// The response body.
     pub fn body(&self) -> ErrorsBody {
-        ErrorsBody { errors: Errors { error: vec![self.entry.clone()] } }
+        ErrorsBody {
+            errors: Errors {
+                error: vec![self.entry.clone()],
+            },
+        }
     }
 
     /// The response body as JSON text (`application/yang-data+json`).

@@ -66,7 +66,9 @@ const ACLS: &str = "ietf-dots-data-channel:acls";
 /// and ACLs, if any, are validated too.
 pub fn validate_registration(body: &DotsClientBody, policy: &Policy) -> Result<(), DataError> {
     let [client] = body.dots_client.as_slice() else {
-        return Err(DataError::ClientCount { count: body.dots_client.len() });
+        return Err(DataError::ClientCount {
+            count: body.dots_client.len(),
+        });
     };
     let path = format!("{REG}={}", client.cuid);
     name_len(&path, "cuid", &client.cuid, 1, usize::MAX)?;
@@ -91,7 +93,11 @@ pub fn validate_aliases(aliases: &Aliases, policy: &Policy) -> Result<(), DataEr
 
 fn aliases_at(base: &str, aliases: &Aliases, policy: &Policy) -> Result<(), DataError> {
     count(base, "alias", aliases.alias.len(), policy.max_aliases)?;
-    unique(base, "alias name", aliases.alias.iter().map(|a| a.name.clone()))?;
+    unique(
+        base,
+        "alias name",
+        aliases.alias.iter().map(|a| a.name.clone()),
+    )?;
     for a in &aliases.alias {
         alias(&format!("{base}/alias={}", a.name), a, policy)?;
     }
@@ -101,7 +107,10 @@ fn aliases_at(base: &str, aliases: &Aliases, policy: &Policy) -> Result<(), Data
 fn alias(path: &str, a: &Alias, policy: &Policy) -> Result<(), DataError> {
     name_len(path, "name", &a.name, 1, policy.max_alias_name_len)?;
     if a.pending_lifetime.is_some() {
-        return Err(DataError::ReadOnly { path: path.into(), field: "pending-lifetime" });
+        return Err(DataError::ReadOnly {
+            path: path.into(),
+            field: "pending-lifetime",
+        });
     }
     if !a.has_target() {
         return Err(DataError::NoTarget { path: path.into() });
@@ -112,7 +121,11 @@ fn alias(path: &str, a: &Alias, policy: &Policy) -> Result<(), DataError> {
     }
     for r in &a.target_port_range {
         if r.upper() < r.lower_port {
-            return Err(DataError::PortOrder { path: format!("{path}/target-port-range"), lower: r.lower_port, upper: r.upper() });
+            return Err(DataError::PortOrder {
+                path: format!("{path}/target-port-range"),
+                lower: r.lower_port,
+                upper: r.upper(),
+            });
         }
     }
     a.target_fqdn.iter().try_for_each(|f| fqdn(path, f))?;
@@ -127,10 +140,26 @@ fn alias_lists(path: &str, a: &Alias, max: usize) -> Result<(), DataError> {
     count(path, "target-protocol", a.target_protocol.len(), max)?;
     count(path, "target-fqdn", a.target_fqdn.len(), max)?;
     count(path, "target-uri", a.target_uri.len(), max)?;
-    unique(path, "target-prefix", a.target_prefix.iter().map(|p| p.to_string()))?;
-    unique(path, "target-port-range lower-port", a.target_port_range.iter().map(|r| r.lower_port.to_string()))?;
-    unique(path, "target-protocol", a.target_protocol.iter().map(|p| p.to_string()))?;
-    unique(path, "target-fqdn", a.target_fqdn.iter().map(|f| f.to_ascii_lowercase()))?;
+    unique(
+        path,
+        "target-prefix",
+        a.target_prefix.iter().map(|p| p.to_string()),
+    )?;
+    unique(
+        path,
+        "target-port-range lower-port",
+        a.target_port_range.iter().map(|r| r.lower_port.to_string()),
+    )?;
+    unique(
+        path,
+        "target-protocol",
+        a.target_protocol.iter().map(|p| p.to_string()),
+    )?;
+    unique(
+        path,
+        "target-fqdn",
+        a.target_fqdn.iter().map(|f| f.to_ascii_lowercase()),
+    )?;
     unique(path, "target-uri", a.target_uri.iter().cloned())
 }
 
@@ -150,17 +179,34 @@ const FORBIDDEN: &[(&str, &str)] = &[
 ];
 
 /// Checks a target prefix (alias `target-prefix`, ACE destination).
-fn target_prefix(path: &str, field: &'static str, p: &IpPrefix, policy: &Policy) -> Result<(), DataError> {
+fn target_prefix(
+    path: &str,
+    field: &'static str,
+    p: &IpPrefix,
+    policy: &Policy,
+) -> Result<(), DataError> {
     for (range, reason) in FORBIDDEN {
         // The constants parse (tested below); a failure would skip the range.
-        let Ok(r) = range.parse::<IpPrefix>() else { continue };
+        let Ok(r) = range.parse::<IpPrefix>() else {
+            continue;
+        };
         if r.overlaps(p) {
-            return Err(DataError::BadPrefix { path: path.into(), field, value: p.to_string(), reason });
+            return Err(DataError::BadPrefix {
+                path: path.into(),
+                field,
+                value: p.to_string(),
+                reason,
+            });
         }
     }
-    let in_scope = policy.client_scope.is_empty() || policy.client_scope.iter().any(|s| s.contains(p));
+    let in_scope =
+        policy.client_scope.is_empty() || policy.client_scope.iter().any(|s| s.contains(p));
     if !in_scope {
-        return Err(DataError::OutOfScope { path: path.into(), field, value: p.to_string() });
+        return Err(DataError::OutOfScope {
+            path: path.into(),
+            field,
+            value: p.to_string(),
+        });
     }
     Ok(())
 }
@@ -169,7 +215,14 @@ fn target_prefix(path: &str, field: &'static str, p: &IpPrefix, policy: &Policy)
 /// letters, digits, '-' and '_' (RFC 6991 allows the latter), and not an
 /// IP address (those belong in target-prefix).
 fn fqdn(path: &str, f: &str) -> Result<(), DataError> {
-    let bad = |reason| Err(DataError::BadName { path: path.into(), field: "target-fqdn", value: f.into(), reason });
+    let bad = |reason| {
+        Err(DataError::BadName {
+            path: path.into(),
+            field: "target-fqdn",
+            value: f.into(),
+            reason,
+        })
+    };
     let name = f.strip_suffix('.').unwrap_or(f);
     if name.is_empty() || name.len() > 253 {
         return bad("length must be 1..253");
@@ -178,7 +231,9 @@ fn fqdn(path: &str, f: &str) -> Result<(), DataError> {
         return bad("an IP address is not a domain name");
     }
     let label_ok = |l: &str| {
-        (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if !name.split('.').all(label_ok) {
         return bad("labels must be 1..63 letters, digits, '-' or '_'");
@@ -190,9 +245,16 @@ fn fqdn(path: &str, f: &str) -> Result<(), DataError> {
 fn uri(path: &str, u: &str) -> Result<(), DataError> {
     let scheme = u.split_once(':').map(|(s, _)| s).unwrap_or("");
     let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
     if !scheme_ok || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(DataError::BadName { path: path.into(), field: "target-uri", value: u.into(), reason: "not a URI (scheme:...)" });
+        return Err(DataError::BadName {
+            path: path.into(),
+            field: "target-uri",
+            value: u.into(),
+            reason: "not a URI (scheme:...)",
+        });
     }
     Ok(())
 }
@@ -216,7 +278,10 @@ fn acls_at(base: &str, acls: &Acls, policy: &Policy) -> Result<(), DataError> {
 fn acl(path: &str, a: &Acl, policy: &Policy) -> Result<(), DataError> {
     name_len(path, "name", &a.name, 1, ACL_NAME_MAX)?;
     if a.pending_lifetime.is_some() {
-        return Err(DataError::ReadOnly { path: path.into(), field: "pending-lifetime" });
+        return Err(DataError::ReadOnly {
+            path: path.into(),
+            field: "pending-lifetime",
+        });
     }
     let aces = a.ace_list();
     count(path, "ace", aces.len(), policy.max_aces_per_acl)?;
@@ -230,7 +295,10 @@ fn acl(path: &str, a: &Acl, policy: &Policy) -> Result<(), DataError> {
 fn ace(path: &str, acl: &Acl, e: &Ace, policy: &Policy) -> Result<(), DataError> {
     name_len(path, "name", &e.name, 1, ACL_NAME_MAX)?;
     if e.statistics.is_some() {
-        return Err(DataError::ReadOnly { path: path.into(), field: "statistics" });
+        return Err(DataError::ReadOnly {
+            path: path.into(),
+            field: "statistics",
+        });
     }
     actions(path, e.actions.as_ref())?;
     let m = e.matches.clone().unwrap_or_default();
@@ -242,7 +310,9 @@ fn ace(path: &str, acl: &Acl, e: &Ace, policy: &Policy) -> Result<(), DataError>
         l4_match(&mpath, l4)?;
     }
     protocol_consistency(&mpath, &m)?;
-    if policy.require_destination_for_immediate && acl.effective_activation() == ActivationType::Immediate {
+    if policy.require_destination_for_immediate
+        && acl.effective_activation() == ActivationType::Immediate
+    {
         immediate_destination(path, acl, &m)?;
     }
     Ok(())
@@ -256,19 +326,36 @@ fn actions(path: &str, a: Option<&Actions>) -> Result<(), DataError> {
     };
     let path = format!("{path}/actions");
     if a.forwarding == ForwardingAction::Reject {
-        return Err(DataError::UnsupportedAction { path, action: a.forwarding.to_string() });
+        return Err(DataError::UnsupportedAction {
+            path,
+            action: a.forwarding.to_string(),
+        });
     }
-    let Some(rate) = a.rate_limit else { return Ok(()) };
+    let Some(rate) = a.rate_limit else {
+        return Ok(());
+    };
     if a.forwarding != ForwardingAction::Accept {
-        return Err(DataError::RateLimitNotAccept { path, value: rate.to_string(), action: a.forwarding.to_string() });
+        return Err(DataError::RateLimitNotAccept {
+            path,
+            value: rate.to_string(),
+            action: a.forwarding.to_string(),
+        });
     }
     if rate.0 < 0 {
-        return Err(DataError::NegativeRateLimit { path, value: rate.to_string() });
+        return Err(DataError::NegativeRateLimit {
+            path,
+            value: rate.to_string(),
+        });
     }
     Ok(())
 }
 
-fn l3_match(path: &str, acl_type: Option<AclType>, l3: &L3Match, policy: &Policy) -> Result<(), DataError> {
+fn l3_match(
+    path: &str,
+    acl_type: Option<AclType>,
+    l3: &L3Match,
+    policy: &Policy,
+) -> Result<(), DataError> {
     // The YANG `when` on ipv4/ipv6 ties them to the ACL type. An absent type
     // is let through: the draft's own examples omit it (Appendix B).
     let (name, allowed) = match l3 {
@@ -277,7 +364,11 @@ fn l3_match(path: &str, acl_type: Option<AclType>, l3: &L3Match, policy: &Policy
     };
     if !allowed {
         let acl_type = acl_type.map(|t| t.to_string()).unwrap_or_default();
-        return Err(DataError::L3TypeMismatch { path: path.into(), l3: name, acl_type });
+        return Err(DataError::L3TypeMismatch {
+            path: path.into(),
+            l3: name,
+            acl_type,
+        });
     }
     match l3 {
         L3Match::Ipv4(m) => ipv4_match(&format!("{path}/ipv4"), m, policy),
@@ -290,11 +381,20 @@ fn ipv4_match(path: &str, m: &Ipv4Match, policy: &Policy) -> Result<(), DataErro
     range(path, "ecn", m.ecn, 3, "0..3")?;
     range(path, "offset", m.offset, 16383, "0..16383")?;
     if let Some(ihl) = m.ihl.filter(|v| !(5..=60).contains(v)) {
-        return Err(DataError::OutOfRange { path: path.into(), field: "ihl", value: ihl.into(), range: "5..60" });
+        return Err(DataError::OutOfRange {
+            path: path.into(),
+            field: "ihl",
+            value: ihl.into(),
+            range: "5..60",
+        });
     }
     // §4.2: a client MUST NOT send 'fragment' and 'flags' together.
     if m.fragment.is_some() && m.flags.is_some() {
-        return Err(DataError::Conflicting { path: path.into(), first: "fragment", second: "flags" });
+        return Err(DataError::Conflicting {
+            path: path.into(),
+            first: "fragment",
+            second: "flags",
+        });
     }
     if let Some(f) = &m.fragment {
         operator(&format!("{path}/fragment"), f.operator)?;
@@ -313,7 +413,10 @@ fn ipv6_match(path: &str, m: &Ipv6Match, policy: &Policy) -> Result<(), DataErro
         // §4.3 fragment-type: df "Must be set to 0 when it appears in an
         // IPv6 filter".
         if f.fragment_type.has("df") {
-            return Err(DataError::DfInIpv6 { path: format!("{path}/fragment"), value: f.fragment_type.to_string() });
+            return Err(DataError::DfInIpv6 {
+                path: format!("{path}/fragment"),
+                value: f.fragment_type.to_string(),
+            });
         }
         operator(&format!("{path}/fragment"), f.operator)?;
     }
@@ -328,9 +431,15 @@ fn l4_match(path: &str, l4: &L4Match) -> Result<(), DataError> {
     let (src, dst) = match l4 {
         L4Match::Tcp(t) => {
             tcp_match(&path, t)?;
-            (t.source_port_range_or_operator, t.destination_port_range_or_operator)
+            (
+                t.source_port_range_or_operator,
+                t.destination_port_range_or_operator,
+            )
         }
-        L4Match::Udp(u) => (u.source_port_range_or_operator, u.destination_port_range_or_operator),
+        L4Match::Udp(u) => (
+            u.source_port_range_or_operator,
+            u.destination_port_range_or_operator,
+        ),
         L4Match::Icmp(_) => (None, None),
     };
     port_match(&path, "source-port-range-or-operator", src)?;
@@ -339,25 +448,42 @@ fn l4_match(path: &str, l4: &L4Match) -> Result<(), DataError> {
 
 fn tcp_match(path: &str, t: &TcpMatch) -> Result<(), DataError> {
     if let Some(d) = t.data_offset.filter(|v| !(5..=15).contains(v)) {
-        return Err(DataError::OutOfRange { path: path.into(), field: "data-offset", value: d.into(), range: "5..15" });
+        return Err(DataError::OutOfRange {
+            path: path.into(),
+            field: "data-offset",
+            value: d.into(),
+            range: "5..15",
+        });
     }
     // §4.2: 'flags-bitmask' and 'flags' MUST NOT be set together.
     if t.flags_bitmask.is_some() && t.flags.is_some() {
-        return Err(DataError::Conflicting { path: path.into(), first: "flags-bitmask", second: "flags" });
+        return Err(DataError::Conflicting {
+            path: path.into(),
+            first: "flags-bitmask",
+            second: "flags",
+        });
     }
     if let Some(fb) = &t.flags_bitmask {
         operator(&format!("{path}/flags-bitmask"), fb.operator)?;
         // §4.3: the bitmask covers the last 4 bits of byte 12 and byte 13.
-        range(path, "flags-bitmask/bitmask", Some(fb.bitmask), 0x0FFF, "0..4095")?;
+        range(
+            path,
+            "flags-bitmask/bitmask",
+            Some(fb.bitmask),
+            0x0FFF,
+            "0..4095",
+        )?;
     }
     Ok(())
 }
 
 fn port_match(path: &str, field: &'static str, p: Option<PortMatch>) -> Result<(), DataError> {
     match p {
-        Some(PortMatch::Range { lower, upper }) if lower > upper => {
-            Err(DataError::PortOrder { path: format!("{path}/{field}"), lower, upper })
-        }
+        Some(PortMatch::Range { lower, upper }) if lower > upper => Err(DataError::PortOrder {
+            path: format!("{path}/{field}"),
+            lower,
+            upper,
+        }),
         _ => Ok(()),
     }
 }
@@ -366,9 +492,10 @@ fn port_match(path: &str, field: &'static str, p: Option<PortMatch>) -> Result<(
 /// ((data & v) != 0) are alternatives; both at once is meaningless.
 fn operator(path: &str, op: Option<Operator>) -> Result<(), DataError> {
     match op {
-        Some(op) if op.has("match") && op.has("any") => {
-            Err(DataError::OperatorConflict { path: path.into(), value: op.to_string() })
-        }
+        Some(op) if op.has("match") && op.has("any") => Err(DataError::OperatorConflict {
+            path: path.into(),
+            value: op.to_string(),
+        }),
         _ => Ok(()),
     }
 }
@@ -376,12 +503,16 @@ fn operator(path: &str, op: Option<Operator>) -> Result<(), DataError> {
 /// An l3 `protocol` must name the l4 match's protocol: 6 for tcp, 17 for
 /// udp, 1 (IPv4) or 58 (IPv6) for icmp.
 fn protocol_consistency(path: &str, m: &Matches) -> Result<(), DataError> {
-    let (Some(l3), Some(l4)) = (&m.l3, &m.l4) else { return Ok(()) };
+    let (Some(l3), Some(l4)) = (&m.l3, &m.l4) else {
+        return Ok(());
+    };
     let (protocol, v6) = match l3 {
         L3Match::Ipv4(v4) => (v4.protocol, false),
         L3Match::Ipv6(v6) => (v6.protocol, true),
     };
-    let Some(protocol) = protocol else { return Ok(()) };
+    let Some(protocol) = protocol else {
+        return Ok(());
+    };
     let expected = match (l4, v6) {
         (L4Match::Tcp(_), _) => 6,
         (L4Match::Udp(_), _) => 17,
@@ -412,40 +543,79 @@ fn immediate_destination(path: &str, acl: &Acl, m: &Matches) -> Result<(), DataE
     if has {
         Ok(())
     } else {
-        Err(DataError::MissingDestination { path: path.into(), acl: acl.name.clone() })
+        Err(DataError::MissingDestination {
+            path: path.into(),
+            acl: acl.name.clone(),
+        })
     }
 }
 
 // ----------------------------------------------------------------- helpers
 
-fn name_len(path: &str, field: &'static str, v: &str, min: usize, max: usize) -> Result<(), DataError> {
+fn name_len(
+    path: &str,
+    field: &'static str,
+    v: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), DataError> {
     let n = v.chars().count();
     if n < min || n > max {
-        return Err(DataError::NameLength { path: path.into(), field, value: v.into(), min, max });
+        return Err(DataError::NameLength {
+            path: path.into(),
+            field,
+            value: v.into(),
+            min,
+            max,
+        });
     }
     Ok(())
 }
 
 fn count(path: &str, field: &'static str, n: usize, max: usize) -> Result<(), DataError> {
     if n > max {
-        return Err(DataError::TooMany { path: path.into(), field, count: n, max });
+        return Err(DataError::TooMany {
+            path: path.into(),
+            field,
+            count: n,
+            max,
+        });
     }
     Ok(())
 }
 
-fn unique(path: &str, field: &'static str, values: impl Iterator<Item = String>) -> Result<(), DataError> {
+fn unique(
+    path: &str,
+    field: &'static str,
+    values: impl Iterator<Item = String>,
+) -> Result<(), DataError> {
     let mut seen = HashSet::new();
     for v in values {
         if !seen.insert(v.clone()) {
-            return Err(DataError::Duplicate { path: path.into(), field, value: v });
+            return Err(DataError::Duplicate {
+                path: path.into(),
+                field,
+                value: v,
+            });
         }
     }
     Ok(())
 }
 
-fn range<T: Into<u64> + Copy>(path: &str, field: &'static str, v: Option<T>, max: u64, text: &'static str) -> Result<(), DataError> {
+fn range<T: Into<u64> + Copy>(
+    path: &str,
+    field: &'static str,
+    v: Option<T>,
+    max: u64,
+    text: &'static str,
+) -> Result<(), DataError> {
     match v.map(Into::into) {
-        Some(v) if v > max => Err(DataError::OutOfRange { path: path.into(), field, value: v, range: text }),
+        Some(v) if v > max => Err(DataError::OutOfRange {
+            path: path.into(),
+            field,
+            value: v,
+            range: text,
+        }),
         _ => Ok(()),
     }
 }

@@ -87,7 +87,10 @@ impl FromStr for Decimal2 {
         }
         let int: i128 = int.parse().map_err(|_| bad())?;
         let frac: i128 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
-        let v = int.checked_mul(100).and_then(|v| v.checked_add(frac)).ok_or_else(bad)?;
+        let v = int
+            .checked_mul(100)
+            .and_then(|v| v.checked_add(frac))
+            .ok_or_else(bad)?;
         let v = if neg { -v } else { v };
         i64::try_from(v).map(Decimal2).map_err(|_| bad())
     }
@@ -124,12 +127,18 @@ pub struct Bits<N: BitNames> {
 
 impl<N: BitNames> Bits<N> {
     /// The empty set.
-    pub const EMPTY: Self = Self { mask: 0, _names: PhantomData };
+    pub const EMPTY: Self = Self {
+        mask: 0,
+        _names: PhantomData,
+    };
 
     /// Builds from a raw mask; bits beyond the type's names are dropped.
     pub fn from_mask(mask: u16) -> Self {
         let all = (1u32 << N::NAMES.len()) - 1;
-        Self { mask: mask & all as u16, _names: PhantomData }
+        Self {
+            mask: mask & all as u16,
+            _names: PhantomData,
+        }
     }
 
     /// The set as a mask, bit `i` being `N::NAMES[i]`.
@@ -139,12 +148,19 @@ impl<N: BitNames> Bits<N> {
 
     /// Whether the bit called `name` is set.
     pub fn has(&self, name: &str) -> bool {
-        N::NAMES.iter().position(|n| *n == name).is_some_and(|i| self.mask & (1 << i) != 0)
+        N::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .is_some_and(|i| self.mask & (1 << i) != 0)
     }
 
     /// Set names in position order.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        N::NAMES.iter().enumerate().filter(|(i, _)| self.mask & (1 << i) != 0).map(|(_, n)| *n)
+        N::NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.mask & (1 << i) != 0)
+            .map(|(_, n)| *n)
     }
 }
 
@@ -197,7 +213,10 @@ impl<N: BitNames> FromStr for Bits<N> {
             }
             mask |= 1 << i;
         }
-        Ok(Self { mask, _names: PhantomData })
+        Ok(Self {
+            mask,
+            _names: PhantomData,
+        })
     }
 }
 
@@ -231,7 +250,11 @@ pub trait IdentitySet: Sized + Copy + 'static {
 /// (RFC 7951 §6.8 requires it when the identity's module differs from the
 /// leaf's, as here).
 pub(crate) fn identity_name<T: IdentitySet + PartialEq>(v: &T) -> &'static str {
-    T::ALL.iter().find(|(x, _)| x == v).map(|(_, n)| *n).unwrap_or("?")
+    T::ALL
+        .iter()
+        .find(|(x, _)| x == v)
+        .map(|(_, n)| *n)
+        .unwrap_or("?")
 }
 
 pub(crate) fn serialize_identity<T, S>(v: &T, s: S) -> Result<S::Ok, S::Error>
@@ -246,14 +269,22 @@ pub(crate) fn parse_identity<T: IdentitySet>(s: &str) -> Result<T, String> {
     let bare = match s.split_once(':') {
         Some((module, name)) if module == T::MODULE => name,
         Some((module, _)) => {
-            return Err(format!("{} {s:?}: module {module:?} is not {:?}", T::BASE, T::MODULE))
+            return Err(format!(
+                "{} {s:?}: module {module:?} is not {:?}",
+                T::BASE,
+                T::MODULE
+            ))
         }
         None => s,
     };
-    T::ALL.iter().find(|(_, n)| *n == bare).map(|(v, _)| *v).ok_or_else(|| {
-        let known: Vec<_> = T::ALL.iter().map(|(_, n)| *n).collect();
-        format!("unknown {} {s:?} (known: {})", T::BASE, known.join(", "))
-    })
+    T::ALL
+        .iter()
+        .find(|(_, n)| *n == bare)
+        .map(|(v, _)| *v)
+        .ok_or_else(|| {
+            let known: Vec<_> = T::ALL.iter().map(|(_, n)| *n).collect();
+            format!("unknown {} {s:?} (known: {})", T::BASE, known.join(", "))
+        })
 }
 
 pub(crate) fn deserialize_identity<'de, T, D>(d: D) -> Result<T, D::Error>
@@ -362,8 +393,12 @@ impl fmt::Display for IpPrefix {
 impl FromStr for IpPrefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, l) = s.split_once('/').ok_or_else(|| format!("prefix {s:?} has no '/length'"))?;
-        let addr: IpAddr = a.parse().map_err(|_| format!("prefix {s:?}: bad address {a:?}"))?;
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("prefix {s:?} has no '/length'"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("prefix {s:?}: bad address {a:?}"))?;
         // Digits only: u8::from_str accepts "+8".
         let len: u8 = (!l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()))
             .then(|| l.parse().ok())
@@ -426,7 +461,10 @@ macro_rules! family_prefix {
         impl FromStr for $t {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
-                PrefixVisitor(Some($v4)).visit_str::<de::value::Error>(s).map($t).map_err(|e| e.to_string())
+                PrefixVisitor(Some($v4))
+                    .visit_str::<de::value::Error>(s)
+                    .map($t)
+                    .map_err(|e| e.to_string())
             }
         }
         impl fmt::Display for $t {
@@ -445,20 +483,41 @@ mod tests {
 
     #[test]
     fn decimal2_parses_and_prints() {
-        for (s, v, out) in [("20.00", 2000, "20.00"), ("20", 2000, "20.00"), ("0.5", 50, "0.50"), ("-1.25", -125, "-1.25")] {
+        for (s, v, out) in [
+            ("20.00", 2000, "20.00"),
+            ("20", 2000, "20.00"),
+            ("0.5", 50, "0.50"),
+            ("-1.25", -125, "-1.25"),
+        ] {
             let d: Decimal2 = s.parse().unwrap();
             assert_eq!(d.0, v);
             assert_eq!(d.to_string(), out);
         }
-        for bad in ["", "1.", ".5", "1.234", "1e3", "+1", "--1", "92233720368547758.08", "a"] {
+        for bad in [
+            "",
+            "1.",
+            ".5",
+            "1.234",
+            "1e3",
+            "+1",
+            "--1",
+            "92233720368547758.08",
+            "a",
+        ] {
             assert!(bad.parse::<Decimal2>().is_err(), "{bad}");
         }
-        assert_eq!("92233720368547758.07".parse::<Decimal2>().unwrap().0, i64::MAX);
+        assert_eq!(
+            "92233720368547758.07".parse::<Decimal2>().unwrap().0,
+            i64::MAX
+        );
     }
 
     #[test]
     fn u64_is_a_string() {
-        assert_eq!(serde_json::to_string(&U64(u64::MAX)).unwrap(), "\"18446744073709551615\"");
+        assert_eq!(
+            serde_json::to_string(&U64(u64::MAX)).unwrap(),
+            "\"18446744073709551615\""
+        );
         assert!(serde_json::from_str::<U64>("5").is_err());
         assert!(serde_json::from_str::<U64>("\"+5\"").is_err());
         assert!(serde_json::from_str::<U64>("\"18446744073709551616\"").is_err());

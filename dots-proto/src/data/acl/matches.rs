@@ -48,7 +48,8 @@ pub type Ipv4Flags = Bits<Ipv4FlagNames>;
 pub struct TcpFlagNames;
 impl BitNames for TcpFlagNames {
     const TYPE: &'static str = "tcp flags";
-    const NAMES: &'static [&'static str] = &["cwr", "ece", "urg", "ack", "psh", "rst", "syn", "fin"];
+    const NAMES: &'static [&'static str] =
+        &["cwr", "ece", "urg", "ack", "psh", "rst", "syn", "fin"];
 }
 /// The RFC 8519 TCP `flags` (bits).
 pub type TcpFlags = Bits<TcpFlagNames>;
@@ -206,7 +207,10 @@ impl TryFrom<RawPortMatch> for PortMatch {
                 (_, None) => Err("missing field `upper-port` in port range".into()),
             },
             (false, true) => match r.port {
-                Some(port) => Ok(PortMatch::Operator { op: r.operator, port }),
+                Some(port) => Ok(PortMatch::Operator {
+                    op: r.operator,
+                    port,
+                }),
                 None => Err("missing field `port` in port operator".into()),
             },
             (false, false) => Err("empty port-range-or-operator: needs lower-port and \
@@ -218,9 +222,16 @@ impl TryFrom<RawPortMatch> for PortMatch {
 
 impl From<PortMatch> for RawPortMatch {
     fn from(p: PortMatch) -> Self {
-        let mut r = RawPortMatch { lower_port: None, upper_port: None, operator: None, port: None };
+        let mut r = RawPortMatch {
+            lower_port: None,
+            upper_port: None,
+            operator: None,
+            port: None,
+        };
         match p {
-            PortMatch::Range { lower, upper } => (r.lower_port, r.upper_port) = (Some(lower), Some(upper)),
+            PortMatch::Range { lower, upper } => {
+                (r.lower_port, r.upper_port) = (Some(lower), Some(upper))
+            }
             PortMatch::Operator { op, port } => (r.operator, r.port) = (op, Some(port)),
         }
         r
@@ -338,26 +349,44 @@ impl TryFrom<RawMatches> for Matches {
     type Error = String;
     fn try_from(r: RawMatches) -> Result<Self, String> {
         let l3 = match (r.ipv4, r.ipv6) {
-            (Some(_), Some(_)) => return Err("matches: choice 'l3' has both 'ipv4' and 'ipv6'".into()),
+            (Some(_), Some(_)) => {
+                return Err("matches: choice 'l3' has both 'ipv4' and 'ipv6'".into())
+            }
             (Some(v4), None) => Some(L3Match::Ipv4(v4)),
             (None, Some(v6)) => Some(L3Match::Ipv6(v6)),
             (None, None) => None,
         };
-        let l4: Vec<L4Match> = [r.tcp.map(L4Match::Tcp), r.udp.map(L4Match::Udp), r.icmp.map(L4Match::Icmp)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let l4: Vec<L4Match> = [
+            r.tcp.map(L4Match::Tcp),
+            r.udp.map(L4Match::Udp),
+            r.icmp.map(L4Match::Icmp),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if l4.len() > 1 {
             let names: Vec<_> = l4.iter().map(L4Match::name).collect();
-            return Err(format!("matches: choice 'l4' has several cases: {}", names.join(", ")));
+            return Err(format!(
+                "matches: choice 'l4' has several cases: {}",
+                names.join(", ")
+            ));
         }
-        Ok(Matches { l3, l4: l4.into_iter().next() })
+        Ok(Matches {
+            l3,
+            l4: l4.into_iter().next(),
+        })
     }
 }
 
 impl From<Matches> for RawMatches {
     fn from(m: Matches) -> Self {
-        let mut r = RawMatches { ipv4: None, ipv6: None, tcp: None, udp: None, icmp: None };
+        let mut r = RawMatches {
+            ipv4: None,
+            ipv6: None,
+            tcp: None,
+            udp: None,
+            icmp: None,
+        };
         match m.l3 {
             Some(L3Match::Ipv4(v)) => r.ipv4 = Some(v),
             Some(L3Match::Ipv6(v)) => r.ipv6 = Some(v),
