@@ -1,1 +1,0 @@
-//! Placeholder: filled in by the dots-proto work (issue 3).
