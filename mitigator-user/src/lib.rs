@@ -1,1 +1,2 @@
 //! The mitigator daemon: data plane, registry, control API.
+pub mod dataplane;
