@@ -75,6 +75,7 @@ pub(super) fn load(pin_dir: Option<&Path>) -> Result<(Ebpf, bool)> {
     let mut loader = EbpfLoader::new();
     let mut adopted = false;
     if let Some(dir) = pin_dir {
+        ensure_bpffs(dir)?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         adopted = check_pinned(dir)?;
         for name in m::ALL {
@@ -88,6 +89,40 @@ pub(super) fn load(pin_dir: Option<&Path>) -> Result<(Ebpf, bool)> {
         .try_into()?;
     prog.load().context("loading the XDP program (verifier)")?;
     Ok((ebpf, adopted))
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+fn is_bpffs(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: c is NUL-terminated, st is written by the kernel.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC }
+}
+
+/// Pins need a bpffs. Systemd mounts one at /sys/fs/bpf; minimal hosts
+/// (containers, VMs booted by virtme-ng) may not, so mount it there if the
+/// pin directory is below it, as `bpftool` and libbpf users expect.
+fn ensure_bpffs(dir: &Path) -> Result<()> {
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && root.is_dir() && !is_bpffs(root) {
+        let src = c"bpf";
+        let target = c"/sys/fs/bpf";
+        // SAFETY: constant NUL-terminated strings, no data argument.
+        let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("mounting bpffs on /sys/fs/bpf");
+        }
+    }
+    // The nearest existing ancestor must be on bpffs.
+    let mut a = dir;
+    while !a.exists() {
+        a = a.parent().unwrap_or(Path::new("/"));
+    }
+    if !is_bpffs(a) {
+        bail!("{} is not on a bpf filesystem (mount -t bpf bpf <dir>)", dir.display());
+    }
+    Ok(())
 }
 
 /// Removes the map pins and, if then empty, the directory.
