@@ -1,0 +1,69 @@
+//! The maps, named as in `mitigator_common::maps`.
+//!
+//! They are declared *unpinned* on purpose: aya's loader pins a
+//! `PinningType::ByName` map under /sys/fs/bpf/<name> when no pin directory
+//! is given, which would make every unpinned (test) load share one set of
+//! maps. The daemon instead asks the loader to pin each map by its name under
+//! its own directory (`EbpfLoader::map_pin_path`), which gives the same
+//! reuse-if-present / create-and-pin behaviour, and tests stay isolated.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+};
+use mitigator_common::*;
+
+/// Hash maps that the daemon fills grow on demand: preallocating two
+/// generations of 2 Mi entries would pin hundreds of MiB per map.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+#[map(name = "MTG_CONFIG")]
+pub static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
+
+#[map(name = "MTG_HOST_V4")]
+pub static HOST_V4: HashMap<HostKeyV4, u32> =
+    HashMap::with_max_entries(2 * MAX_HOST_ROUTES, BPF_F_NO_PREALLOC);
+
+#[map(name = "MTG_HOST_V6")]
+pub static HOST_V6: HashMap<HostKeyV6, u32> =
+    HashMap::with_max_entries(2 * MAX_HOST_ROUTES, BPF_F_NO_PREALLOC);
+
+// LPM tries are always BPF_F_NO_PREALLOC (aya-ebpf adds the flag).
+#[map(name = "MTG_LPM_V4")]
+pub static LPM_V4: LpmTrie<LpmDataV4, u32> = LpmTrie::with_max_entries(2 * MAX_PREFIXES, 0);
+
+#[map(name = "MTG_LPM_V6")]
+pub static LPM_V6: LpmTrie<LpmDataV6, u32> = LpmTrie::with_max_entries(2 * MAX_PREFIXES, 0);
+
+/// Accept/drop lists: the value is unused (reserved for an ACL id).
+#[map(name = "MTG_ACCEPT_V4")]
+pub static ACCEPT_V4: LpmTrie<LpmDataV4, u32> =
+    LpmTrie::with_max_entries(2 * MAX_LIST_ENTRIES, 0);
+
+#[map(name = "MTG_ACCEPT_V6")]
+pub static ACCEPT_V6: LpmTrie<LpmDataV6, u32> =
+    LpmTrie::with_max_entries(2 * MAX_LIST_ENTRIES, 0);
+
+#[map(name = "MTG_DROP_V4")]
+pub static DROP_V4: LpmTrie<LpmDataV4, u32> = LpmTrie::with_max_entries(2 * MAX_LIST_ENTRIES, 0);
+
+#[map(name = "MTG_DROP_V6")]
+pub static DROP_V6: LpmTrie<LpmDataV6, u32> = LpmTrie::with_max_entries(2 * MAX_LIST_ENTRIES, 0);
+
+#[map(name = "MTG_POLICIES")]
+pub static POLICIES: Array<Policy> = Array::with_max_entries(2 * MAX_TARGETS, 0);
+
+#[map(name = "MTG_REFLECT_PORTS")]
+pub static REFLECT_PORTS: Array<u64> = Array::with_max_entries(REFLECT_WORDS, 0);
+
+/// LRU maps cannot be BPF_F_NO_PREALLOC; 1 Mi entries of ~100 bytes.
+#[map(name = "MTG_RATE_STATE")]
+pub static RATE_STATE: LruHashMap<RateKey, RateState> =
+    LruHashMap::with_max_entries(MAX_RATE_STATES, 0);
+
+#[map(name = "MTG_TARGET_STATS")]
+pub static TARGET_STATS: PerCpuArray<TargetStats> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
+
+#[map(name = "MTG_IFACE_STATS")]
+pub static IFACE_STATS: PerCpuHashMap<u32, IfaceStats> =
+    PerCpuHashMap::with_max_entries(MAX_IFACES, 0);

@@ -1,0 +1,191 @@
+//! A target's policy: scope, then the countermeasures in a fixed order.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use mitigator_common::{policy_flags as pf, DropReason, Policy, RateKey, RateState, MAX_PORT_RANGES};
+
+use crate::{
+    maps::{RATE_STATE, REFLECT_PORTS},
+    parse::*,
+};
+
+/// Nanoseconds per second: a token is worth this many token-ns.
+const NS: u64 = 1_000_000_000;
+/// Largest burst whose bucket (burst * NS token-ns) fits in a u64.
+const MAX_BURST: u64 = u64::MAX / NS;
+
+/// In scope: protocol in the bitmap and, when the policy lists ports and
+/// the packet carries ports, destination port in one of the ranges.
+#[inline(always)]
+pub fn in_scope(pol: &Policy, p: &Pkt) -> bool {
+    if !pol.has_proto(p.proto) {
+        return false;
+    }
+    if pol.n_ports == 0 || !p.has_ports {
+        return true;
+    }
+    let mut i = 0;
+    while i < MAX_PORT_RANGES {
+        if i as u32 >= pol.n_ports {
+            break;
+        }
+        let r = &pol.ports[i];
+        if p.dport >= r.lo && p.dport <= r.hi {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Invalid TCP flag combinations (ECE/CWR ignored), after the usual
+/// scanner/flood signatures and the combinations conntrack rejects:
+/// - NULL: none of FIN SYN RST PSH ACK URG
+/// - SYN+FIN, SYN+RST, FIN+RST
+/// - FIN without ACK (covers the nmap FIN and XMAS FIN+PSH+URG scans)
+/// - PSH without ACK, URG without ACK
+#[inline(always)]
+pub fn bad_tcp_flags(f: u8) -> bool {
+    let f = f & (TCP_FIN | TCP_SYN | TCP_RST | TCP_PSH | TCP_ACK | TCP_URG);
+    let ack = f & TCP_ACK != 0;
+    f == 0
+        || f & (TCP_SYN | TCP_FIN) == (TCP_SYN | TCP_FIN)
+        || f & (TCP_SYN | TCP_RST) == (TCP_SYN | TCP_RST)
+        || f & (TCP_FIN | TCP_RST) == (TCP_FIN | TCP_RST)
+        || (!ack && f & (TCP_FIN | TCP_PSH | TCP_URG) != 0)
+}
+
+/// UDP source port listed in `REFLECT_PORTS` (bit p of word p/64).
+#[inline(always)]
+fn reflection_port(sport: u16) -> bool {
+    match REFLECT_PORTS.get((sport >> 6) as u32) {
+        Some(w) => *w & (1u64 << (sport & 63)) != 0,
+        None => false,
+    }
+}
+
+/// Bucket size in token-ns for `burst` tokens; a zero burst means one
+/// second's worth of the rate.
+#[inline(always)]
+fn cap_of(rate: u64, burst: u64) -> u64 {
+    let b = if burst == 0 { rate } else { burst };
+    let b = if b > MAX_BURST { MAX_BURST } else { b };
+    b * NS
+}
+
+/// Refills a bucket holding `tokens` (<= cap) after `elapsed` ns at `rate`
+/// tokens/s, capped at `cap`, with no u64 overflow: if `elapsed` alone
+/// would fill an empty bucket (elapsed >= cap / rate) the bucket is full;
+/// otherwise elapsed * rate < cap fits, and the sum is compared with the
+/// remaining room instead of being computed first.
+#[inline(always)]
+fn refill(tokens: u64, elapsed: u64, rate: u64, cap: u64) -> u64 {
+    if rate == 0 {
+        return 0;
+    }
+    let tokens = if tokens > cap { cap } else { tokens };
+    if elapsed >= cap / rate {
+        return cap;
+    }
+    let add = elapsed * rate;
+    if add >= cap - tokens {
+        cap
+    } else {
+        tokens + add
+    }
+}
+
+/// Per-source buckets of `RATE_STATE`: SYN limit (only for pure SYNs when
+/// `syn` is set) and pps/bps limits (when `rate` is set). All buckets are
+/// refilled together since they share `last_ns`. A dropped packet costs no
+/// tokens. Concurrent CPUs may race on one source's state: the limit is then
+/// approximate by a packet or two, which is acceptable and lock-free.
+#[inline(always)]
+fn limits(pol: &Policy, p: &Pkt, target: u32, len: u64, syn: bool, rate: bool) -> Option<DropReason> {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let key = RateKey { target, src: src_key(p) };
+    let pkt_cap = cap_of(pol.src_pps, pol.src_pps_burst);
+    let byte_cap = cap_of(pol.src_bps, pol.src_bps_burst);
+    let syn_cap = cap_of(pol.syn_pps, pol.syn_burst);
+
+    let mut st = match RATE_STATE.get_ptr_mut(&key) {
+        Some(s) => {
+            let s = unsafe { &*s };
+            // A clock going backwards (it does not, but be safe) refills nothing.
+            let elapsed = if now > s.last_ns { now - s.last_ns } else { 0 };
+            RateState {
+                last_ns: now,
+                pkt_tokens: refill(s.pkt_tokens, elapsed, pol.src_pps, pkt_cap),
+                byte_tokens: refill(s.byte_tokens, elapsed, pol.src_bps, byte_cap),
+                syn_tokens: refill(s.syn_tokens, elapsed, pol.syn_pps, syn_cap),
+            }
+        }
+        // A new source starts with full buckets.
+        None => RateState { last_ns: now, pkt_tokens: pkt_cap, byte_tokens: byte_cap, syn_tokens: syn_cap },
+    };
+
+    let mut verdict = None;
+    if syn && pol.syn_pps != 0 {
+        if st.syn_tokens >= NS {
+            st.syn_tokens -= NS;
+        } else {
+            verdict = Some(DropReason::SynLimit);
+        }
+    }
+    if verdict.is_none() && rate {
+        // Bytes are bounded by the frame size (< 2^17), so len * NS fits.
+        let byte_cost = len * NS;
+        let pps_ok = pol.src_pps == 0 || st.pkt_tokens >= NS;
+        let bps_ok = pol.src_bps == 0 || st.byte_tokens >= byte_cost;
+        if pps_ok && bps_ok {
+            if pol.src_pps != 0 {
+                st.pkt_tokens -= NS;
+            }
+            if pol.src_bps != 0 {
+                st.byte_tokens -= byte_cost;
+            }
+        } else {
+            verdict = Some(DropReason::RateLimit);
+        }
+    }
+    let _ = RATE_STATE.insert(&key, &st, 0);
+    verdict
+}
+
+/// Source as an IPv6 address (IPv4 mapped to ::ffff:a.b.c.d).
+#[inline(always)]
+fn src_key(p: &Pkt) -> [u8; 16] {
+    if p.v6 {
+        p.src
+    } else {
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, p.src[0], p.src[1], p.src[2], p.src[3]]
+    }
+}
+
+/// The verdict of an active target's policy: `None` = pass.
+#[inline(always)]
+pub fn apply(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<DropReason> {
+    if !in_scope(pol, p) {
+        return None;
+    }
+    let f = pol.flags;
+    if f & pf::DROP_FRAGMENTS != 0 && p.frag != FRAG_NONE {
+        return Some(DropReason::Fragment);
+    }
+    if f & pf::DROP_BAD_TCP_FLAGS != 0 && p.has_tcp && bad_tcp_flags(p.tcp_flags) {
+        return Some(DropReason::BadTcpFlags);
+    }
+    if f & pf::DROP_REFLECTION != 0 && p.has_ports && p.proto == IPPROTO_UDP && reflection_port(p.sport) {
+        return Some(DropReason::Reflection);
+    }
+    let syn = f & pf::SYN_LIMIT != 0 && p.has_tcp && p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    let rate = f & pf::RATE_LIMIT_SRC != 0 && (pol.src_pps != 0 || pol.src_bps != 0);
+    if syn || rate {
+        if let Some(r) = limits(pol, p, target, len, syn, rate) {
+            return Some(r);
+        }
+    }
+    if f & pf::DROP_ALL != 0 {
+        return Some(DropReason::Scope);
+    }
+    None
+}

@@ -1,0 +1,201 @@
+//! The data plane: loads the XDP program (`mitigator-ebpf`, embedded at build
+//! time), attaches it to interfaces, writes rule sets into its maps as atomic
+//! generation swaps, and reads its per-CPU counters.
+//!
+//! # API
+//!
+//! ```text
+//! Dataplane::open(&DataplaneOptions { pin_dir })   load; with pin_dir adopt pinned maps or create+pin them
+//! dp.attach(iface, AttachMode) -> AttachedMode      pin the bpf_link under pin_dir/links/<iface>; adopt an existing pin
+//! dp.detach(iface)                                  unpin + detach
+//! dp.uninstall()                                    detach all, remove every pin
+//! dp.apply(&RuleSet)                                atomic: inactive generation, flags, flip, grace, catch up
+//! dp.active_generation() -> u32
+//! dp.set_reflection_ports(&[u16])
+//! dp.target_stats(id) / dp.reset_target_stats(id)   summed over CPUs / zeroed
+//! dp.iface_stats() -> Vec<(ifindex, IfaceStats)>    summed over CPUs (key 0 = any other ifindex)
+//! dp.test_run(pkt) -> XDP action                    BPF_PROG_TEST_RUN once
+//! dp.test_run_repeat(pkt, n) -> (action, avg)       for benchmarks
+//! ```
+//!
+//! Rule sets: host routes (/32, /128) go to the hash maps, shorter prefixes
+//! to the LPM tries. A target id must be below `MAX_TARGETS`; its policy is
+//! stored with the `ACTIVE` flag forced on.
+//!
+//! Restart/upgrade: with a `pin_dir`, maps and links outlive the process,
+//! so the host stays protected while the daemon restarts. On `open` the
+//! pinned maps are adopted (their layout checked) and each generation's
+//! contents read back so the next `apply` is a correct diff; on `attach`
+//! a pinned link is adopted and switched to the newly loaded program
+//! (`bpf_link_update`, atomic).
+
+mod attach;
+mod load;
+mod rules;
+mod stats;
+mod test_run;
+pub mod testpkt;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::{anyhow, Context as _, Result};
+use aya::Ebpf;
+use mitigator_common::{IfaceStats, TargetStats};
+
+pub use attach::{AttachMode, AttachedMode};
+pub use rules::{RuleSet, TargetRule};
+
+/// How to open the data plane.
+#[derive(Clone, Debug, Default)]
+pub struct DataplaneOptions {
+    /// bpffs directory for pinned maps and links, e.g.
+    /// `/sys/fs/bpf/mitigator`. `None`: nothing pinned, everything goes away
+    /// with the `Dataplane` (tests).
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// The loaded program, its maps, and what we know they hold.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    pin_dir: Option<PathBuf>,
+    /// Attached interfaces by name.
+    links: BTreeMap<String, attach::Attached>,
+    /// What each generation holds, mirrored from the maps.
+    gens: [rules::GenContents; 2],
+    /// Generation the program currently reads.
+    active: u32,
+    /// True if `open` found pinned maps and adopted them.
+    adopted: bool,
+}
+
+impl Dataplane {
+    /// Loads the program. With `pin_dir`, reuses the maps pinned there
+    /// (adopt: their contents are read back) or creates and pins them.
+    pub fn open(opts: &DataplaneOptions) -> Result<Self> {
+        let (ebpf, adopted) = load::load(opts.pin_dir.as_deref())?;
+        let mut dp = Dataplane {
+            ebpf,
+            pin_dir: opts.pin_dir.clone(),
+            links: BTreeMap::new(),
+            gens: Default::default(),
+            active: 0,
+            adopted,
+        };
+        dp.active = rules::read_active(&mut dp.ebpf)?;
+        if adopted {
+            for g in 0..2 {
+                dp.gens[g] = rules::read_gen(&mut dp.ebpf, g as u32)
+                    .with_context(|| format!("reading generation {g} of the pinned maps"))?;
+            }
+        }
+        stats::ensure_iface_entry(&mut dp.ebpf, 0)?;
+        Ok(dp)
+    }
+
+    /// Whether `open` adopted maps pinned by an earlier run.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// The generation the program reads now (0 or 1).
+    pub fn active_generation(&self) -> u32 {
+        self.active
+    }
+
+    /// What the active generation holds (as written by `apply` or read back
+    /// on adoption), in the normalised form of `RuleSet`.
+    pub fn current_rules(&self) -> RuleSet {
+        self.gens[self.active as usize].to_rule_set()
+    }
+
+    /// Attaches to `iface`; see the module docs for pinning and adoption.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<AttachedMode> {
+        let (attached, how) = attach::attach(&mut self.ebpf, self.pin_dir.as_deref(), iface, mode)?;
+        stats::ensure_iface_entry(&mut self.ebpf, attached.ifindex)?;
+        self.links.insert(iface.to_string(), attached);
+        Ok(how)
+    }
+
+    /// Detaches from `iface` and removes its link pin.
+    pub fn detach(&mut self, iface: &str) -> Result<()> {
+        let att = self.links.remove(iface);
+        attach::detach(&mut self.ebpf, self.pin_dir.as_deref(), iface, att)
+    }
+
+    /// Interfaces attached by this `Dataplane`.
+    pub fn attached(&self) -> Vec<String> {
+        self.links.keys().cloned().collect()
+    }
+
+    /// Detaches everywhere and removes every pin: nothing is left behind.
+    pub fn uninstall(mut self) -> Result<()> {
+        let names: Vec<String> = self.links.keys().cloned().collect();
+        for n in names {
+            self.detach(&n)?;
+        }
+        if let Some(dir) = self.pin_dir.clone() {
+            attach::remove_all_link_pins(&dir)?;
+            load::remove_map_pins(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Installs `rules` atomically (see `rules::apply`).
+    pub fn apply(&mut self, rules: &RuleSet) -> Result<()> {
+        rules::apply(self, rules)
+    }
+
+    /// Sets the UDP source ports that `DROP_REFLECTION` drops.
+    pub fn set_reflection_ports(&mut self, ports: &[u16]) -> Result<()> {
+        rules::set_reflection_ports(&mut self.ebpf, ports)
+    }
+
+    /// Counters of a target, summed over CPUs.
+    pub fn target_stats(&self, id: u32) -> Result<TargetStats> {
+        stats::target_stats(&self.ebpf, id)
+    }
+
+    /// Zeroes a target's counters (when its id is (re)allocated).
+    pub fn reset_target_stats(&mut self, id: u32) -> Result<()> {
+        stats::reset_target_stats(&mut self.ebpf, id)
+    }
+
+    /// Interface counters by ifindex (0 = interfaces without their own
+    /// entry), summed over CPUs.
+    pub fn iface_stats(&self) -> Result<Vec<(u32, IfaceStats)>> {
+        stats::iface_stats(&self.ebpf)
+    }
+
+    /// Runs the program once on `packet` (BPF_PROG_TEST_RUN); returns the
+    /// XDP action (1 = XDP_DROP, 2 = XDP_PASS).
+    pub fn test_run(&self, packet: &[u8]) -> Result<u32> {
+        Ok(test_run::run(&self.ebpf, packet, 1)?.0)
+    }
+
+    /// Runs the program `repeat` times on `packet`; returns the last action
+    /// and the average duration per run as the kernel reports it.
+    pub fn test_run_repeat(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration)> {
+        test_run::run(&self.ebpf, packet, repeat)
+    }
+}
+
+/// Looks a map up by name (they all exist in our own object).
+fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name).ok_or_else(|| anyhow!("map {name} missing from the object"))
+}
+
+fn map_ref<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a aya::maps::Map> {
+    ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from the object"))
+}
+
+/// Removes every pin under `dir` (links, then maps) without loading
+/// anything: `mitigator uninstall` after a daemon that is not running. The
+/// programs detach when their last link pin goes.
+pub fn remove_pins(dir: &std::path::Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    attach::remove_all_link_pins(dir)?;
+    load::remove_map_pins(dir)?;
+    Ok(())
+}

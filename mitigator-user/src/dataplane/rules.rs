@@ -1,0 +1,401 @@
+//! Rule sets, generations and diffs.
+//!
+//! Every rule map holds two generations (see `mitigator_common`). `apply`:
+//! 1. compiles the `RuleSet` into the exact map contents (`GenContents`);
+//! 2. writes the *inactive* generation as a diff against what it holds
+//!    (we mirror each generation's contents, read back from the maps when
+//!    pinned maps are adopted);
+//! 3. writes that generation's `GenFlags`, then flips `CONFIG_GEN` (one
+//!    4-byte array write: a packet sees either the old or the new set);
+//! 4. waits out program runs that read the old generation number (GRACE);
+//! 5. brings the old generation up to date at once, so both generations
+//!    are equal again and the next `apply` diffs against the same state.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
+
+use anyhow::{bail, ensure, Context as _, Result};
+use aya::{
+    maps::{
+        lpm_trie::{Key, LpmTrie},
+        Array, HashMap, MapData,
+    },
+    Ebpf,
+};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use mitigator_common::{
+    gen_flags as gf, lpm_v4, lpm_v6, maps as m, policy_flags, HostKeyV4, HostKeyV6, LpmDataV4, LpmDataV6, Policy,
+    CONFIG_FLAGS, CONFIG_GEN, LPM_GEN_BITS, MAX_HOST_ROUTES, MAX_LIST_ENTRIES, MAX_PREFIXES, MAX_TARGETS,
+    REFLECT_WORDS,
+};
+
+use super::{map_mut, Dataplane};
+
+/// How long `apply` waits after flipping the generation before rewriting
+/// the old one. An XDP program runs to completion inside one NAPI poll (or
+/// one generic-XDP receive) under rcu_read_lock with preemption disabled, so
+/// a run that read the old generation number ends within microseconds; this
+/// is several orders of magnitude above that, and cheap for a control plane
+/// that applies a few changes per second. (An exact alternative is a
+/// synchronize_rcu() from userspace: the kernel runs one on every update of
+/// a map-of-maps; not needed at this rate.)
+pub const GRACE: Duration = Duration::from_millis(20);
+
+/// A complete rule set: what `apply` installs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    pub targets: Vec<TargetRule>,
+    /// Sources passed without any further check.
+    pub accept: Vec<IpNet>,
+    /// Sources always dropped.
+    pub drop: Vec<IpNet>,
+}
+
+/// A protected target: destination prefixes sharing one id (counters, rate
+/// state) and one policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetRule {
+    pub id: u32,
+    pub prefixes: Vec<IpNet>,
+    pub policy: Policy,
+}
+
+/// The exact contents of one generation, keyed as in the maps.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct GenContents {
+    host_v4: BTreeMap<[u8; 4], u32>,
+    host_v6: BTreeMap<[u8; 16], u32>,
+    lpm_v4: BTreeMap<([u8; 4], u8), u32>,
+    lpm_v6: BTreeMap<([u8; 16], u8), u32>,
+    accept_v4: BTreeSet<([u8; 4], u8)>,
+    accept_v6: BTreeSet<([u8; 16], u8)>,
+    drop_v4: BTreeSet<([u8; 4], u8)>,
+    drop_v6: BTreeSet<([u8; 16], u8)>,
+    policies: BTreeMap<u32, Policy>,
+}
+
+impl GenContents {
+    /// Compiles and validates a rule set.
+    pub(super) fn compile(rules: &RuleSet) -> Result<Self> {
+        let mut g = GenContents::default();
+        for t in &rules.targets {
+            ensure!(t.id < MAX_TARGETS, "target id {} out of range (max {})", t.id, MAX_TARGETS - 1);
+            let mut pol = t.policy;
+            pol.flags |= policy_flags::ACTIVE;
+            ensure!(
+                pol.n_ports as usize <= mitigator_common::MAX_PORT_RANGES,
+                "target {}: {} port ranges (max {})",
+                t.id,
+                pol.n_ports,
+                mitigator_common::MAX_PORT_RANGES
+            );
+            if g.policies.insert(t.id, pol).is_some() {
+                bail!("target id {} appears twice", t.id);
+            }
+            for p in &t.prefixes {
+                let dup = match p.trunc() {
+                    IpNet::V4(n) if n.prefix_len() == 32 => g.host_v4.insert(n.addr().octets(), t.id),
+                    IpNet::V6(n) if n.prefix_len() == 128 => g.host_v6.insert(n.addr().octets(), t.id),
+                    IpNet::V4(n) => g.lpm_v4.insert((n.addr().octets(), n.prefix_len()), t.id),
+                    IpNet::V6(n) => g.lpm_v6.insert((n.addr().octets(), n.prefix_len()), t.id),
+                };
+                if let Some(other) = dup {
+                    bail!("prefix {p} belongs to targets {other} and {}", t.id);
+                }
+            }
+        }
+        for (list, v4, v6) in [
+            (&rules.accept, &mut g.accept_v4, &mut g.accept_v6),
+            (&rules.drop, &mut g.drop_v4, &mut g.drop_v6),
+        ] {
+            for p in list {
+                match p.trunc() {
+                    IpNet::V4(n) => v4.insert((n.addr().octets(), n.prefix_len())),
+                    IpNet::V6(n) => v6.insert((n.addr().octets(), n.prefix_len())),
+                };
+            }
+        }
+        ensure!(g.host_v4.len() as u32 <= MAX_HOST_ROUTES && g.host_v6.len() as u32 <= MAX_HOST_ROUTES, "too many host routes");
+        ensure!(g.lpm_v4.len() as u32 <= MAX_PREFIXES && g.lpm_v6.len() as u32 <= MAX_PREFIXES, "too many prefixes");
+        for n in [g.accept_v4.len(), g.accept_v6.len(), g.drop_v4.len(), g.drop_v6.len()] {
+            ensure!(n as u32 <= MAX_LIST_ENTRIES, "too many accept/drop-list entries");
+        }
+        Ok(g)
+    }
+
+    /// Which maps hold entries: the program skips the others.
+    pub(super) fn flags(&self) -> u32 {
+        let mut f = 0;
+        for (nonempty, bit) in [
+            (!self.accept_v4.is_empty(), gf::ACCEPT_V4),
+            (!self.accept_v6.is_empty(), gf::ACCEPT_V6),
+            (!self.drop_v4.is_empty(), gf::DROP_V4),
+            (!self.drop_v6.is_empty(), gf::DROP_V6),
+            (!self.host_v4.is_empty(), gf::HOST_V4),
+            (!self.host_v6.is_empty(), gf::HOST_V6),
+            (!self.lpm_v4.is_empty(), gf::LPM_V4),
+            (!self.lpm_v6.is_empty(), gf::LPM_V6),
+        ] {
+            if nonempty {
+                f |= bit;
+            }
+        }
+        f
+    }
+
+    /// Back to a (normalised, sorted) `RuleSet`.
+    pub(super) fn to_rule_set(&self) -> RuleSet {
+        let mut targets: BTreeMap<u32, TargetRule> = self
+            .policies
+            .iter()
+            .map(|(id, p)| (*id, TargetRule { id: *id, prefixes: vec![], policy: *p }))
+            .collect();
+        let mut add = |id: u32, net: IpNet| {
+            targets
+                .entry(id)
+                .or_insert_with(|| TargetRule { id, prefixes: vec![], policy: Policy::empty() })
+                .prefixes
+                .push(net)
+        };
+        for (a, id) in &self.host_v4 {
+            add(*id, v4net(*a, 32));
+        }
+        for (a, id) in &self.host_v6 {
+            add(*id, v6net(*a, 128));
+        }
+        for ((a, l), id) in &self.lpm_v4 {
+            add(*id, v4net(*a, *l));
+        }
+        for ((a, l), id) in &self.lpm_v6 {
+            add(*id, v6net(*a, *l));
+        }
+        let list = |v4: &BTreeSet<([u8; 4], u8)>, v6: &BTreeSet<([u8; 16], u8)>| {
+            v4.iter().map(|(a, l)| v4net(*a, *l)).chain(v6.iter().map(|(a, l)| v6net(*a, *l))).collect()
+        };
+        let mut targets: Vec<TargetRule> = targets.into_values().collect();
+        for t in &mut targets {
+            t.prefixes.sort();
+        }
+        RuleSet { targets, accept: list(&self.accept_v4, &self.accept_v6), drop: list(&self.drop_v4, &self.drop_v6) }
+    }
+}
+
+fn v4net(a: [u8; 4], l: u8) -> IpNet {
+    IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), l).expect("prefix length from our own maps"))
+}
+
+fn v6net(a: [u8; 16], l: u8) -> IpNet {
+    IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), l).expect("prefix length from our own maps"))
+}
+
+// ------------------------------------------------------------ map access ---
+
+fn config(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, u32>> {
+    Ok(Array::try_from(map_mut(ebpf, m::CONFIG)?)?)
+}
+
+pub(super) fn read_active(ebpf: &mut Ebpf) -> Result<u32> {
+    Ok(config(ebpf)?.get(&CONFIG_GEN, 0)? & 1)
+}
+
+/// Writes the difference `cur` → `want` into generation `gen` of a hash map.
+fn diff_hash<K: aya::Pod + Ord, MK: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    cur: &BTreeMap<K, u32>,
+    want: &BTreeMap<K, u32>,
+    key: impl Fn(&K) -> MK,
+) -> Result<()> {
+    let mut map: HashMap<_, MK, u32> = HashMap::try_from(map_mut(ebpf, name)?)?;
+    for (k, v) in want {
+        if cur.get(k) != Some(v) {
+            map.insert(key(k), v, 0).with_context(|| format!("inserting into {name}"))?;
+        }
+    }
+    for k in cur.keys() {
+        if !want.contains_key(k) {
+            map.remove(&key(k)).with_context(|| format!("removing from {name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Same for an LPM trie; `key` gives (prefix_len, data).
+fn diff_lpm<K: Ord + Copy, D: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    cur: &BTreeMap<K, u32>,
+    want: &BTreeMap<K, u32>,
+    key: impl Fn(&K) -> Key<D>,
+) -> Result<()> {
+    let mut map: LpmTrie<_, D, u32> = LpmTrie::try_from(map_mut(ebpf, name)?)?;
+    for (k, v) in want {
+        if cur.get(k) != Some(v) {
+            map.insert(&key(k), v, 0).with_context(|| format!("inserting into {name}"))?;
+        }
+    }
+    for k in cur.keys() {
+        if !want.contains_key(k) {
+            map.remove(&key(k)).with_context(|| format!("removing from {name}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn set_map<K: Ord + Copy>(s: &BTreeSet<K>) -> BTreeMap<K, u32> {
+    s.iter().map(|k| (*k, 0)).collect()
+}
+
+fn k4(gen: u32, (a, l): &([u8; 4], u8)) -> Key<LpmDataV4> {
+    Key::new(LPM_GEN_BITS + *l as u32, lpm_v4(gen, *a))
+}
+
+fn k6(gen: u32, (a, l): &([u8; 16], u8)) -> Key<LpmDataV6> {
+    Key::new(LPM_GEN_BITS + *l as u32, lpm_v6(gen, *a))
+}
+
+/// Makes generation `gen` hold `want`, given that it holds `cur`.
+fn write_gen(ebpf: &mut Ebpf, gen: u32, cur: &GenContents, want: &GenContents) -> Result<()> {
+    // Policies first: a packet never sees this generation while we write,
+    // but keeping "policy before route" makes the order safe even then.
+    {
+        let mut pols: Array<_, Policy> = Array::try_from(map_mut(ebpf, m::POLICIES)?)?;
+        for (id, p) in &want.policies {
+            if cur.policies.get(id) != Some(p) {
+                pols.set(gen * MAX_TARGETS + id, p, 0).context("writing POLICIES")?;
+            }
+        }
+        for id in cur.policies.keys() {
+            if !want.policies.contains_key(id) {
+                pols.set(gen * MAX_TARGETS + id, Policy::empty(), 0).context("clearing POLICIES")?;
+            }
+        }
+    }
+    diff_hash(ebpf, m::HOST_V4, &cur.host_v4, &want.host_v4, |a| HostKeyV4 { gen, addr: *a })?;
+    diff_hash(ebpf, m::HOST_V6, &cur.host_v6, &want.host_v6, |a| HostKeyV6 { gen, addr: *a })?;
+    diff_lpm(ebpf, m::LPM_V4, &cur.lpm_v4, &want.lpm_v4, |k| k4(gen, k))?;
+    diff_lpm(ebpf, m::LPM_V6, &cur.lpm_v6, &want.lpm_v6, |k| k6(gen, k))?;
+    diff_lpm(ebpf, m::ACCEPT_V4, &set_map(&cur.accept_v4), &set_map(&want.accept_v4), |k| k4(gen, k))?;
+    diff_lpm(ebpf, m::ACCEPT_V6, &set_map(&cur.accept_v6), &set_map(&want.accept_v6), |k| k6(gen, k))?;
+    diff_lpm(ebpf, m::DROP_V4, &set_map(&cur.drop_v4), &set_map(&want.drop_v4), |k| k4(gen, k))?;
+    diff_lpm(ebpf, m::DROP_V6, &set_map(&cur.drop_v6), &set_map(&want.drop_v6), |k| k6(gen, k))?;
+    config(ebpf)?.set(CONFIG_FLAGS + gen, want.flags(), 0).context("writing GenFlags")?;
+    Ok(())
+}
+
+/// Reads back what generation `gen` holds (adoption of pinned maps).
+pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<GenContents> {
+    let mut g = GenContents::default();
+    {
+        let map: HashMap<_, HostKeyV4, u32> = HashMap::try_from(map_mut(ebpf, m::HOST_V4)?)?;
+        for kv in map.iter() {
+            let (k, v) = kv?;
+            if k.gen == gen {
+                g.host_v4.insert(k.addr, v);
+            }
+        }
+    }
+    {
+        let map: HashMap<_, HostKeyV6, u32> = HashMap::try_from(map_mut(ebpf, m::HOST_V6)?)?;
+        for kv in map.iter() {
+            let (k, v) = kv?;
+            if k.gen == gen {
+                g.host_v6.insert(k.addr, v);
+            }
+        }
+    }
+    fn lpm4(ebpf: &mut Ebpf, name: &str, gen: u32) -> Result<BTreeMap<([u8; 4], u8), u32>> {
+        let map: LpmTrie<_, LpmDataV4, u32> = LpmTrie::try_from(map_mut(ebpf, name)?)?;
+        let mut out = BTreeMap::new();
+        for kv in map.iter() {
+            let (k, v) = kv?;
+            let d = k.data();
+            if d[0] as u32 == gen && k.prefix_len() >= LPM_GEN_BITS {
+                out.insert(([d[1], d[2], d[3], d[4]], (k.prefix_len() - LPM_GEN_BITS) as u8), v);
+            }
+        }
+        Ok(out)
+    }
+    fn lpm6(ebpf: &mut Ebpf, name: &str, gen: u32) -> Result<BTreeMap<([u8; 16], u8), u32>> {
+        let map: LpmTrie<_, LpmDataV6, u32> = LpmTrie::try_from(map_mut(ebpf, name)?)?;
+        let mut out = BTreeMap::new();
+        for kv in map.iter() {
+            let (k, v) = kv?;
+            let d = k.data();
+            if d[0] as u32 == gen && k.prefix_len() >= LPM_GEN_BITS {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&d[1..]);
+                out.insert((a, (k.prefix_len() - LPM_GEN_BITS) as u8), v);
+            }
+        }
+        Ok(out)
+    }
+    g.lpm_v4 = lpm4(ebpf, m::LPM_V4, gen)?;
+    g.lpm_v6 = lpm6(ebpf, m::LPM_V6, gen)?;
+    g.accept_v4 = lpm4(ebpf, m::ACCEPT_V4, gen)?.into_keys().collect();
+    g.accept_v6 = lpm6(ebpf, m::ACCEPT_V6, gen)?.into_keys().collect();
+    g.drop_v4 = lpm4(ebpf, m::DROP_V4, gen)?.into_keys().collect();
+    g.drop_v6 = lpm6(ebpf, m::DROP_V6, gen)?.into_keys().collect();
+    {
+        let pols: Array<_, Policy> = Array::try_from(map_mut(ebpf, m::POLICIES)?)?;
+        for id in 0..MAX_TARGETS {
+            let p = pols.get(&(gen * MAX_TARGETS + id), 0)?;
+            if p.flags & policy_flags::ACTIVE != 0 {
+                g.policies.insert(id, p);
+            }
+        }
+    }
+    Ok(g)
+}
+
+/// See the module docs.
+pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
+    let want = GenContents::compile(rules)?;
+    let next = dp.active ^ 1;
+    write_gen_tracked(dp, next, &want)?;
+    // The flip: from here new packets read `next`.
+    config(&mut dp.ebpf)?.set(CONFIG_GEN, next, 0).context("flipping CONFIG_GEN")?;
+    dp.active = next;
+    std::thread::sleep(GRACE);
+    write_gen_tracked(dp, next ^ 1, &want)
+}
+
+/// `write_gen` keeping the mirror right: on failure the generation is read
+/// back from the maps, so a retry diffs against the truth.
+fn write_gen_tracked(dp: &mut Dataplane, gen: u32, want: &GenContents) -> Result<()> {
+    let g = gen as usize;
+    if dp.gens[g] == *want {
+        // Still rewrite the flags: cheap, and they may be stale on adoption.
+        return config(&mut dp.ebpf)?.set(CONFIG_FLAGS + gen, want.flags(), 0).map_err(Into::into);
+    }
+    let cur = std::mem::take(&mut dp.gens[g]);
+    match write_gen(&mut dp.ebpf, gen, &cur, want) {
+        Ok(()) => {
+            dp.gens[g] = want.clone();
+            Ok(())
+        }
+        Err(e) => {
+            dp.gens[g] = read_gen(&mut dp.ebpf, gen).unwrap_or(cur);
+            Err(e.context(format!("writing generation {gen}")))
+        }
+    }
+}
+
+/// Writes the reflection-port bitmap (not generational: a port bit flips
+/// atomically on its own).
+pub(super) fn set_reflection_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<()> {
+    let mut words = vec![0u64; REFLECT_WORDS as usize];
+    for &p in ports {
+        words[(p >> 6) as usize] |= 1 << (p & 63);
+    }
+    let mut map: Array<_, u64> = Array::try_from(map_mut(ebpf, m::REFLECT_PORTS)?)?;
+    for (i, w) in words.iter().enumerate() {
+        if map.get(&(i as u32), 0)? != *w {
+            map.set(i as u32, w, 0)?;
+        }
+    }
+    Ok(())
+}
