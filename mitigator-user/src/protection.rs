@@ -341,6 +341,9 @@ impl ProtectionSpec {
         {
             return Err("ports: given, but none of the protocols carries ports (use tcp, udp, sctp or udplite)".into());
         }
+        if let Some(r) = self.ports.iter().find(|r| r.lo > r.hi) {
+            return Err(format!("ports: range {}-{} has its lower port above its upper port", r.lo, r.hi));
+        }
         if self.lifetime == Some(0) {
             return Err("lifetime: must be positive (omit it for a protection that lasts until removed)".into());
         }

@@ -120,7 +120,7 @@ impl Lab {
         run(&["ip", "netns", "add", &ns])?;
         run(&["ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &self.switch])?;
         self.sw(&["ip", "link", "set", &port, "master", "br0", "up"])?;
-        let host = Host { ns: ns.clone(), v4: Ipv4Addr::new(203, 0, 113, n), v6: format!("2001:db8:113::{n:x}").parse()? };
+        let host = Host { ns: ns.clone(), v4: Ipv4Addr::new(203, 0, 113, n), v6: format!("2001:db8:113::{n}").parse()? };
         let h = |args: &[&str]| {
             let mut full = vec!["ip", "netns", "exec", ns.as_str()];
             full.extend_from_slice(args);

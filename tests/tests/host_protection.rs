@@ -52,7 +52,13 @@ fn in_scope_dropped_out_of_scope_passes_and_counters_are_exact() -> anyhow::Resu
     let after = d.status()?;
 
     let delta = |field, what| protection_counter(&after, id, field, what) - protection_counter(&before, id, field, what);
-    assert_eq!(delta("dropped", "packets"), sent + sent6, "every in-scope datagram dropped and counted");
+    assert_eq!(
+        delta("dropped", "packets"),
+        sent + sent6,
+        "every in-scope datagram dropped and counted (v4 received {}, v6 received {}); status: {after:#}",
+        in_scope.received(),
+        in_scope6.received()
+    );
     assert_eq!(delta("dropped", "bytes"), sent * (UDP4_OVERHEAD + 100) + sent6 * (UDP6_OVERHEAD + 100));
     assert_eq!(drop_reason(&after, id, "scope") - drop_reason(&before, id, "scope"), sent + sent6);
     assert_eq!(delta("passed", "packets"), passed, "out-of-scope datagrams pass and are counted");
@@ -94,6 +100,6 @@ fn tcp_service_keeps_working_during_a_udp_flood() -> anyhow::Result<()> {
     // flood from one core to another), never counted twice.
     assert!(dropped <= sent && dropped * 10 >= sent * 9, "dropped {dropped} of {sent} sent");
     // The TCP packets to the same host are out of scope: passed and counted.
-    assert!(protection_counter(&st, id, "passed", "packets") >= 1000);
+    assert!(protection_counter(&st, id, "passed", "packets") >= 500, "each request is at least one packet");
     Ok(())
 }
