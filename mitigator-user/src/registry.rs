@@ -430,7 +430,13 @@ impl Owner_ {
     fn status(&mut self) -> Status {
         self.sample_if_stale();
         let protections = self.protections.values().map(|p| self.protection_status(p)).collect();
-        let interfaces = self.rates.ifaces().map(|(ifindex, cur)| iface_status(ifindex, cur, &self.rates)).collect();
+        let interfaces = self
+            .rates
+            .ifaces()
+            // Key 0 collects interfaces without an entry: shown only when used.
+            .filter(|(ifindex, cur)| *ifindex != 0 || cur.verdicts.iter().any(|c| c.packets > 0))
+            .map(|(ifindex, cur)| iface_status(ifindex, cur, &self.rates))
+            .collect();
         Status { protections, interfaces, accept_list: self.accept.clone(), drop_list: self.drop.clone() }
     }
 

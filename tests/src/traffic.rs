@@ -146,13 +146,14 @@ pub fn tcp_transactions(from: &Host, to: IpAddr, port: u16, n: u32, timeout: Dur
     })?
 }
 
-/// Transactions per second over `duration`, each on a fresh connection
-/// (what a web client does): (completed, failed).
-pub fn tcp_rate(from: &Host, to: IpAddr, port: u16, duration: Duration) -> anyhow::Result<(u64, u64)> {
+/// Transactions over `duration`, each on a fresh connection (what a web
+/// client does), one every `pace` at most: (completed, failed).
+pub fn tcp_rate(from: &Host, to: IpAddr, port: u16, duration: Duration, pace: Duration) -> anyhow::Result<(u64, u64)> {
     from.run(move || {
         let end = Instant::now() + duration;
         let (mut ok, mut failed) = (0, 0);
         while Instant::now() < end {
+            let started = Instant::now();
             let r = (|| -> std::io::Result<()> {
                 let mut s = TcpStream::connect_timeout(&(to, port).into(), Duration::from_millis(500))?;
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
@@ -161,6 +162,7 @@ pub fn tcp_rate(from: &Host, to: IpAddr, port: u16, duration: Duration) -> anyho
                 s.read_exact(&mut resp)
             })();
             if r.is_ok() { ok += 1 } else { failed += 1 }
+            std::thread::sleep(pace.saturating_sub(started.elapsed()));
         }
         (ok, failed)
     })

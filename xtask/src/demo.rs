@@ -81,7 +81,7 @@ fn run_demo(host: &Host, attacker: &Host, client: &Host, daemon: &mut Child, sec
     step("mitigator protect 203.0.113.10   (the default countermeasure profile)");
     print!("{}", mitigator(&["protect", "203.0.113.10"])?);
 
-    step("attacker: UDP flood from source port 123 (NTP reflection) and 2,000 SYN/s; client: TCP transactions");
+    step("attacker: UDP flood from source port 123 (NTP reflection) and 2,000 SYN/s; client: up to 100 TCP transactions/s");
     let mut floods = vec![
         spawn(attacker.command("hping3").args(["--udp", "-s", "123", "-k", "-p", "40000", "-d", "400", "--flood", "-q"]).arg(host.v4.to_string()).stdout(Stdio::null()).stderr(Stdio::null()))?,
         spawn(attacker.command("hping3").args(["-S", "-p", "8080", "-i", "u500", "-q"]).arg(host.v4.to_string()).stdout(Stdio::null()).stderr(Stdio::null()))?,
@@ -91,7 +91,7 @@ fn run_demo(host: &Host, attacker: &Host, client: &Host, daemon: &mut Child, sec
         let (client, to, ok, failed, stop) = (client.clone(), host.addr(false), ok.clone(), failed.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok((o, f)) = traffic::tcp_rate(&client, to, 8080, Duration::from_millis(250)) {
+                if let Ok((o, f)) = traffic::tcp_rate(&client, to, 8080, Duration::from_millis(250), Duration::from_millis(10)) {
                     ok.fetch_add(o, Ordering::Relaxed);
                     failed.fetch_add(f, Ordering::Relaxed);
                 }
