@@ -1,0 +1,187 @@
+//! The DTLS transport against libcoap's OpenSSL client, and against hand-made packets.
+
+mod transport_common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mitigator::certs::spki_der_of;
+use mitigator::transport::{Credential, DtlsLimits, DtlsServer, PeerInfo, SecurityConfig, Transport};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use transport_common::*;
+
+const PSK: &[(&str, &str)] = &[("alice-psk", "correct horse battery staple"), ("bob-psk", "secret-of-bob")];
+
+/// A DTLS server answering every CoAP request; reports each accepted peer.
+struct TestServer {
+    addr: SocketAddr,
+    peers: mpsc::UnboundedReceiver<PeerInfo>,
+}
+
+async fn start(bind: &str, cfg: &SecurityConfig) -> TestServer {
+    init_tracing();
+    let limits = DtlsLimits { handshake_timeout: Duration::from_secs(3), ..DtlsLimits::default() };
+    let mut server = DtlsServer::bind(bind.parse().unwrap(), cfg, limits).await.unwrap();
+    let addr = server.local_addr();
+    let (tx, peers) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(mut session) = server.accept().await {
+            let _ = tx.send(session.peer().clone());
+            tokio::spawn(async move {
+                while let Ok(req) = session.recv().await {
+                    if let Some(resp) = coap_udp_response(&req) {
+                        session.send(&resp).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    TestServer { addr, peers }
+}
+
+fn uri(addr: SocketAddr) -> String {
+    format!("coaps://{}/x", addr)
+}
+
+async fn psk_get(addr: SocketAddr, identity: &str, key: &str) -> String {
+    coap_client(&["-m", "get", "-B", "5", "-u", identity, "-k", key, &uri(addr)]).await
+}
+
+async fn cert_get(addr: SocketAddr, cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path) -> String {
+    let (cert, key, ca) = (cert.to_str().unwrap(), key.to_str().unwrap(), ca.to_str().unwrap());
+    coap_client(&["-m", "get", "-B", "5", "-c", cert, "-j", key, "-C", ca, &uri(addr)]).await
+}
+
+async fn next_peer(s: &mut TestServer) -> Option<PeerInfo> {
+    tokio::time::timeout(Duration::from_secs(1), s.peers.recv()).await.ok().flatten()
+}
+
+#[tokio::test]
+async fn psk_client_gets_the_payload_and_its_identity_is_known() {
+    let pki = pki("dtls-psk");
+    let mut s = start("127.0.0.1:0", &security_config(&pki, PSK)).await;
+    let out = psk_get(s.addr, "alice-psk", "correct horse battery staple").await;
+    assert!(got_payload(&out), "no payload over DTLS/PSK:\n{out}");
+    let peer = next_peer(&mut s).await.expect("a session was accepted");
+    assert_eq!(peer.credential, Credential::Psk { identity: b"alice-psk".to_vec() });
+    assert_eq!(peer.transport, Transport::Dtls);
+    assert!(peer.addr.ip().is_loopback());
+}
+
+#[tokio::test]
+async fn certificate_client_gets_the_payload_and_its_spki_is_known() {
+    let pki = pki("dtls-x509");
+    let mut s = start("127.0.0.1:0", &security_config(&pki, &[])).await;
+    let (_, cert, key) = &pki.clients[0];
+    let out = cert_get(s.addr, cert, key, &pki.ca_pem).await;
+    assert!(got_payload(&out), "no payload over DTLS/X.509:\n{out}");
+    let peer = next_peer(&mut s).await.expect("a session was accepted");
+    match peer.credential {
+        Credential::Certificate { spki_der, subject } => {
+            assert_eq!(spki_der, spki_der_of(&read(cert)).unwrap());
+            assert!(subject.contains("CN=alice"), "{subject}");
+        }
+        other => panic!("expected a certificate credential, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_psk_key_is_refused_while_others_are_served() {
+    let pki = pki("dtls-badpsk");
+    let mut s = start("127.0.0.1:0", &security_config(&pki, PSK)).await;
+    let (bad, good) = tokio::join!(
+        psk_get(s.addr, "alice-psk", "not the right key"),
+        psk_get(s.addr, "bob-psk", "secret-of-bob"),
+    );
+    assert!(!got_payload(&bad), "a wrong PSK key was let in:\n{bad}");
+    assert!(got_payload(&good), "the good client was not served:\n{good}");
+    let peer = next_peer(&mut s).await.expect("the good client's session");
+    assert_eq!(peer.credential, Credential::Psk { identity: b"bob-psk".to_vec() });
+    assert!(next_peer(&mut s).await.is_none(), "the bad client got a session");
+    let unknown = psk_get(s.addr, "mallory", "whatever").await;
+    assert!(!got_payload(&unknown), "an unknown identity was let in:\n{unknown}");
+}
+
+#[tokio::test]
+async fn client_certificate_from_another_ca_is_refused() {
+    let pki = pki("dtls-ca");
+    let other = transport_common::pki("dtls-otherca");
+    let mut s = start("127.0.0.1:0", &security_config(&pki, &[])).await;
+    let (_, cert, key) = &other.clients[0];
+    // The client trusts our server (our CA) but holds a certificate of another CA.
+    let out = cert_get(s.addr, cert, key, &pki.ca_pem).await;
+    assert!(!got_payload(&out), "a foreign client certificate was let in:\n{out}");
+    assert!(next_peer(&mut s).await.is_none());
+    let (_, cert, key) = &pki.clients[1];
+    let out = cert_get(s.addr, cert, key, &pki.ca_pem).await;
+    assert!(got_payload(&out), "a good client was not served afterwards:\n{out}");
+}
+
+#[tokio::test]
+async fn ipv6_psk_client_gets_the_payload() {
+    let pki = pki("dtls-v6");
+    let mut s = start("[::1]:0", &security_config(&pki, PSK)).await;
+    let out = psk_get(s.addr, "alice-psk", "correct horse battery staple").await;
+    assert!(got_payload(&out), "no payload over DTLS/PSK on [::1]:\n{out}");
+    assert!(next_peer(&mut s).await.unwrap().addr.is_ipv6());
+}
+
+/// A minimal DTLS 1.2 ClientHello without cookie, as a spoofer would send.
+fn client_hello() -> Vec<u8> {
+    let mut body = vec![0xfe, 0xfd];
+    body.extend([0x42u8; 32]); // random
+    body.push(0); // session id
+    body.push(0); // cookie
+    body.extend([0x00, 0x06, 0xc0, 0xa8, 0x00, 0xa8, 0xc0, 0x2b]); // PSK-CCM8, PSK-GCM, ECDHE-ECDSA-GCM
+    body.extend([0x01, 0x00]); // null compression
+    let len = (body.len() as u32).to_be_bytes();
+    let mut hs = vec![1, len[1], len[2], len[3], 0, 0, 0, 0, 0, len[1], len[2], len[3]];
+    hs.extend(body);
+    let rlen = (hs.len() as u16).to_be_bytes();
+    let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, rlen[0], rlen[1]];
+    rec.extend(hs);
+    rec
+}
+
+#[tokio::test]
+async fn cookieless_client_hello_gets_a_small_hello_verify_request_and_no_session() {
+    let pki = pki("dtls-cookie");
+    let mut s = start("127.0.0.1:0", &security_config(&pki, PSK)).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hello = client_hello();
+    sock.send_to(&hello, s.addr).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+        .await
+        .expect("a HelloVerifyRequest")
+        .unwrap();
+    let hvr = &buf[..n];
+    assert_eq!(hvr[0], 22, "handshake record");
+    assert_eq!(hvr[13], 3, "HelloVerifyRequest");
+    assert!(n <= hello.len(), "HVR of {n} bytes amplifies a {}-byte ClientHello", hello.len());
+    assert!(next_peer(&mut s).await.is_none(), "a session without cookie");
+    // Nothing else comes back: no ServerHello, no certificate, no state.
+    let more = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await;
+    assert!(more.is_err(), "the server sent more than a HelloVerifyRequest");
+}
+
+#[tokio::test]
+async fn garbage_flood_does_not_stop_a_following_client() {
+    let pki = pki("dtls-flood");
+    let mut s = start("127.0.0.1:0", &security_config(&pki, PSK)).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hello = client_hello();
+    for i in 0..10_000u32 {
+        let d: Vec<u8> = match i % 4 {
+            0 => hello.clone(),                                     // cookieless hellos
+            1 => i.to_be_bytes().repeat(1 + (i as usize % 50)),     // noise
+            2 => { let mut h = hello.clone(); h[60] ^= 0xff; h }  // mangled hellos
+            _ => { let mut h = hello.clone(); h.truncate(30); h }   // truncated hellos
+        };
+        let _ = sock.send_to(&d, s.addr).await;
+    }
+    assert!(next_peer(&mut s).await.is_none());
+    let out = psk_get(s.addr, "alice-psk", "correct horse battery staple").await;
+    assert!(got_payload(&out), "the legit client was not served after the flood:\n{out}");
+}
