@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mitigator::certs::spki_der_of;
-use mitigator::transport::{Credential, DtlsLimits, DtlsServer, PeerInfo, SecurityConfig, Transport};
+use mitigator::transport::{Credential, DtlsOptions, DtlsServer, PeerInfo, SecurityConfig, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use transport_common::*;
@@ -20,9 +20,17 @@ struct TestServer {
 }
 
 async fn start(bind: &str, cfg: &SecurityConfig) -> TestServer {
+    start_with(bind, cfg, None).await
+}
+
+async fn start_with(bind: &str, cfg: &SecurityConfig, cipher_list: Option<&str>) -> TestServer {
     init_tracing();
-    let limits = DtlsLimits { handshake_timeout: Duration::from_secs(3), ..DtlsLimits::default() };
-    let mut server = DtlsServer::bind(bind.parse().unwrap(), cfg, limits).await.unwrap();
+    let opts = DtlsOptions {
+        handshake_timeout: Duration::from_secs(3),
+        cipher_list: cipher_list.map(String::from),
+        ..DtlsOptions::default()
+    };
+    let mut server = DtlsServer::bind(bind.parse().unwrap(), cfg, opts).await.unwrap();
     let addr = server.local_addr();
     let (tx, peers) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -83,6 +91,30 @@ async fn certificate_client_gets_the_payload_and_its_spki_is_known() {
             assert!(subject.contains("CN=alice"), "{subject}");
         }
         other => panic!("expected a certificate credential, got {other:?}"),
+    }
+}
+
+/// The suites libcoap's OpenSSL client is known to offer, each alone on the server:
+/// the handshake can only succeed by negotiating it.
+#[tokio::test]
+async fn psk_suites_of_libcoap_negotiate_one_by_one() {
+    let pki = pki("dtls-suites");
+    for suite in ["PSK-AES128-CCM8", "PSK-AES128-GCM-SHA256", "ECDHE-PSK-CHACHA20-POLY1305"] {
+        let mut s = start_with("127.0.0.1:0", &security_config(&pki, PSK), Some(suite)).await;
+        let out = psk_get(s.addr, "bob-psk", "secret-of-bob").await;
+        assert!(got_payload(&out), "no payload with {suite} alone:\n{out}");
+        assert!(next_peer(&mut s).await.is_some());
+    }
+}
+
+#[tokio::test]
+async fn ecdsa_suites_negotiate_one_by_one() {
+    let pki = pki("dtls-ecdsa-suites");
+    for suite in ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-CCM8"] {
+        let s = start_with("127.0.0.1:0", &security_config(&pki, &[]), Some(suite)).await;
+        let (_, cert, key) = &pki.clients[0];
+        let out = cert_get(s.addr, cert, key, &pki.ca_pem).await;
+        assert!(got_payload(&out), "no payload with {suite} alone:\n{out}");
     }
 }
 

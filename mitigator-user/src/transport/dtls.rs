@@ -51,9 +51,13 @@ use tracing::{debug, info, warn};
 use super::credential::certificate_credential;
 use super::{Credential, PeerInfo, Result, SecurityConfig, Transport, TransportError};
 
-/// Bounds on what the server keeps; every one of them is a memory bound under attack.
+/// Tunables of the DTLS server. All but `cipher_list` bound what the server keeps:
+/// every one of them is a memory bound under attack.
 #[derive(Debug, Clone)]
-pub struct DtlsLimits {
+pub struct DtlsOptions {
+    /// OpenSSL cipher list replacing the default (interop checks, tests); the default
+    /// offers PSK suites only with a PSK table and certificate suites only with a CA.
+    pub cipher_list: Option<String>,
     /// A handshake not finished by then is dropped (slow or half-open client).
     pub handshake_timeout: Duration,
     /// Concurrent handshakes (peers past the cookie, not yet authenticated).
@@ -68,9 +72,10 @@ pub struct DtlsLimits {
     pub mtu: u32,
 }
 
-impl Default for DtlsLimits {
+impl Default for DtlsOptions {
     fn default() -> Self {
-        DtlsLimits {
+        DtlsOptions {
+            cipher_list: None,
             handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: 256,
             max_sessions: 10_000,
@@ -91,12 +96,12 @@ pub struct DtlsServer {
 
 impl DtlsServer {
     /// Binds `addr` (IPv4 or IPv6) and starts serving handshakes.
-    pub async fn bind(addr: SocketAddr, cfg: &SecurityConfig, limits: DtlsLimits) -> Result<Self> {
-        let ctx = build_context(cfg)?;
+    pub async fn bind(addr: SocketAddr, cfg: &SecurityConfig, opts: DtlsOptions) -> Result<Self> {
+        let ctx = build_context(cfg, opts.cipher_list.as_deref())?;
         let socket = Arc::new(UdpSocket::bind(addr).await?);
         let local_addr = socket.local_addr()?;
-        let (accept_tx, accept_rx) = mpsc::channel(limits.accept_queue.max(1));
-        let demux = Demux::new(socket, ctx, limits, accept_tx)?;
+        let (accept_tx, accept_rx) = mpsc::channel(opts.accept_queue.max(1));
+        let demux = Demux::new(socket, ctx, opts, accept_tx)?;
         info!(%local_addr, "DTLS server listening");
         Ok(DtlsServer { local_addr, accept_rx, demux: tokio::spawn(demux.run()) })
     }
@@ -175,7 +180,7 @@ const PSK_SUITES: &str = "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA25
 PSK-AES128-GCM-SHA256:PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:PSK-AES128-CCM8:\
 PSK-AES128-CCM:PSK-AES128-CBC-SHA256";
 
-fn build_context(cfg: &SecurityConfig) -> Result<SslContext> {
+fn build_context(cfg: &SecurityConfig, cipher_list: Option<&str>) -> Result<SslContext> {
     cfg.validate()?;
     let mut b = SslContextBuilder::new(SslMethod::dtls())?;
     b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
@@ -183,7 +188,7 @@ fn build_context(cfg: &SecurityConfig) -> Result<SslContext> {
     b.set_options(SslOptions::NO_QUERY_MTU);
     set_own_certificate(&mut b, cfg)?;
     let suites = set_client_auth(&mut b, cfg)?;
-    b.set_cipher_list(&suites)?;
+    b.set_cipher_list(cipher_list.unwrap_or(&suites))?;
     set_cookie_callbacks(&mut b)?;
     Ok(b.build())
 }
@@ -411,7 +416,7 @@ impl Listener {
 struct Demux {
     socket: Arc<UdpSocket>,
     ctx: SslContext,
-    limits: DtlsLimits,
+    opts: DtlsOptions,
     accept_tx: mpsc::Sender<DtlsSession>,
     peers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     listener: Listener,
@@ -422,12 +427,12 @@ impl Demux {
     fn new(
         socket: Arc<UdpSocket>,
         ctx: SslContext,
-        limits: DtlsLimits,
+        opts: DtlsOptions,
         accept_tx: mpsc::Sender<DtlsSession>,
     ) -> Result<Self> {
-        let listener = Listener::new(&ctx, limits.mtu)?;
-        let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
-        Ok(Demux { socket, ctx, limits, accept_tx, peers: HashMap::new(), listener, handshakes })
+        let listener = Listener::new(&ctx, opts.mtu)?;
+        let handshakes = Arc::new(Semaphore::new(opts.max_handshakes));
+        Ok(Demux { socket, ctx, opts, accept_tx, peers: HashMap::new(), listener, handshakes })
     }
 
     async fn run(mut self) {
@@ -468,7 +473,7 @@ impl Demux {
         }
         // Only now, with a proven address, may this peer cost us anything.
         let Some(permit) = self.admit(from) else { return };
-        let fresh = match Listener::new(&self.ctx, self.limits.mtu) {
+        let fresh = match Listener::new(&self.ctx, self.opts.mtu) {
             Ok(l) => l,
             Err(e) => return warn!(error = %e, "cannot create DTLS listener"),
         };
@@ -476,7 +481,7 @@ impl Demux {
         // DTLSv1_listen consumed the ClientHello (our BIO cannot peek): feed it again.
         let mut listener = listener;
         listener.stream.get_mut().inbox.push_back(dgram.to_vec());
-        let (tx, rx) = mpsc::channel(self.limits.peer_queue.max(1));
+        let (tx, rx) = mpsc::channel(self.opts.peer_queue.max(1));
         self.peers.insert(from, tx);
         let peer = PeerTask {
             stream: listener.stream,
@@ -484,14 +489,14 @@ impl Demux {
             socket: self.socket.clone(),
             incoming: rx,
         };
-        tokio::spawn(peer.run(permit, self.limits.clone(), self.accept_tx.clone()));
+        tokio::spawn(peer.run(permit, self.opts.clone(), self.accept_tx.clone()));
     }
 
     /// A handshake slot and a session slot, or None (logged) when the server is full.
     fn admit(&mut self, from: SocketAddr) -> Option<OwnedSemaphorePermit> {
-        if self.peers.len() >= self.limits.max_sessions {
+        if self.peers.len() >= self.opts.max_sessions {
             self.peers.retain(|_, tx| !tx.is_closed());
-            if self.peers.len() >= self.limits.max_sessions {
+            if self.peers.len() >= self.opts.max_sessions {
                 warn!(peer = %from, "DTLS session table full, handshake refused");
                 return None;
             }
@@ -525,8 +530,8 @@ struct PeerTask {
 }
 
 impl PeerTask {
-    async fn run(mut self, permit: OwnedSemaphorePermit, limits: DtlsLimits, accept_tx: mpsc::Sender<DtlsSession>) {
-        let deadline = Instant::now() + limits.handshake_timeout;
+    async fn run(mut self, permit: OwnedSemaphorePermit, opts: DtlsOptions, accept_tx: mpsc::Sender<DtlsSession>) {
+        let deadline = Instant::now() + opts.handshake_timeout;
         let outcome = timeout_at(deadline, self.handshake()).await;
         drop(permit);
         let peer = self.addr;
@@ -538,8 +543,8 @@ impl PeerTask {
         info!(%peer, credential = ?info.credential, version = self.stream.ssl().version_str(),
               cipher = self.stream.ssl().current_cipher().map(|c| c.name()).unwrap_or("?"),
               "DTLS session established");
-        let (app_tx, app_rx) = mpsc::channel(limits.peer_queue.max(1));
-        let (out_tx, out_rx) = mpsc::channel(limits.peer_queue.max(1));
+        let (app_tx, app_rx) = mpsc::channel(opts.peer_queue.max(1));
+        let (out_tx, out_rx) = mpsc::channel(opts.peer_queue.max(1));
         let session = DtlsSession { peer: info, incoming: app_rx, sender: DtlsSender { tx: out_tx, peer } };
         if accept_tx.try_send(session).is_err() {
             return warn!(%peer, "DTLS accept queue full, session dropped");

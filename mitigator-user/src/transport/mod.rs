@@ -15,13 +15,13 @@
 //! API:
 //! - [`SecurityConfig`]: our certificate and key (PEM), the CA that client certificates
 //!   must chain to (`None`: no certificate clients), and the PSK table (identity → key).
-//! - [`DtlsServer::bind`]`(addr, &SecurityConfig, DtlsLimits)` → `accept().await` →
+//! - [`DtlsServer::bind`]`(addr, &SecurityConfig, DtlsOptions)` → `accept().await` →
 //!   [`DtlsSession`] with [`DtlsSession::peer`], `recv().await` (one decrypted datagram;
 //!   `Err(Closed)` after close_notify, a fatal alert, or when the server stops),
 //!   `send(&[u8]).await` and [`DtlsSession::sender`] (a cloneable [`DtlsSender`]).
 //!   Idle sessions are dropped by the caller: dropping the session and all its senders
 //!   sends close_notify and frees the peer's slot.
-//! - [`TlsServer::bind`]`(addr, &SecurityConfig, TlsLimits)` → `accept().await` →
+//! - [`TlsServer::bind`]`(addr, &SecurityConfig, TlsOptions)` → `accept().await` →
 //!   `(PeerInfo, TlsStream<TcpStream>)`.
 //!
 //! Handshakes run in their own tasks with a deadline, so a slow or half-open client
@@ -38,8 +38,8 @@ pub mod tls;
 use std::time::Duration;
 
 pub use credential::{Credential, PeerInfo, SecurityConfig, Transport};
-pub use dtls::{DtlsLimits, DtlsSender, DtlsServer, DtlsSession};
-pub use tls::{TlsLimits, TlsServer};
+pub use dtls::{DtlsOptions, DtlsSender, DtlsServer, DtlsSession};
+pub use tls::{TlsOptions, TlsServer};
 
 /// Errors of the transports.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ use super::{PeerInfo, Result, SecurityConfig, Transport, TransportError};
 
 /// Bounds of the TLS server.
 #[derive(Debug, Clone)]
-pub struct TlsLimits {
+pub struct TlsOptions {
     /// A TCP connection whose handshake is not done by then is closed.
     pub handshake_timeout: Duration,
     /// Concurrent handshakes; connections beyond it are closed at once.
@@ -35,9 +35,9 @@ pub struct TlsLimits {
     pub accept_queue: usize,
 }
 
-impl Default for TlsLimits {
+impl Default for TlsOptions {
     fn default() -> Self {
-        TlsLimits { handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT, max_handshakes: 256, accept_queue: 128 }
+        TlsOptions { handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT, max_handshakes: 256, accept_queue: 128 }
     }
 }
 
@@ -51,13 +51,13 @@ pub struct TlsServer {
 }
 
 impl TlsServer {
-    pub async fn bind(addr: SocketAddr, cfg: &SecurityConfig, limits: TlsLimits) -> Result<Self> {
+    pub async fn bind(addr: SocketAddr, cfg: &SecurityConfig, opts: TlsOptions) -> Result<Self> {
         let acceptor = TlsAcceptor::from(Arc::new(server_config(cfg)?));
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let (tx, accept_rx) = mpsc::channel(limits.accept_queue.max(1));
+        let (tx, accept_rx) = mpsc::channel(opts.accept_queue.max(1));
         info!(%local_addr, "TLS server listening");
-        let acceptor_task = tokio::spawn(accept_loop(listener, acceptor, limits, tx));
+        let acceptor_task = tokio::spawn(accept_loop(listener, acceptor, opts, tx));
         Ok(TlsServer { local_addr, accept_rx, acceptor_task })
     }
 
@@ -111,8 +111,8 @@ fn ca_roots(cfg: &SecurityConfig) -> Result<RootCertStore> {
     Ok(roots)
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, limits: TlsLimits, tx: mpsc::Sender<Accepted>) {
-    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, opts: TlsOptions, tx: mpsc::Sender<Accepted>) {
+    let handshakes = Arc::new(Semaphore::new(opts.max_handshakes));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -127,7 +127,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, limits: TlsLi
             warn!(%peer, "too many TLS handshakes in progress, connection closed");
             continue;
         };
-        let (acceptor, tx, deadline) = (acceptor.clone(), tx.clone(), limits.handshake_timeout);
+        let (acceptor, tx, deadline) = (acceptor.clone(), tx.clone(), opts.handshake_timeout);
         tokio::spawn(async move {
             let accepted = handshake(acceptor, tcp, peer, deadline).await;
             drop(permit);
