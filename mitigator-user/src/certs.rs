@@ -157,3 +157,67 @@ fn write_secret(dir: &Path, file: &str, contents: &str) -> Result<PathBuf> {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::x509::X509;
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mitigator-certs-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn writes_a_chain_that_verifies_with_the_expected_names() {
+        let dir = scratch();
+        let pki = create_dev_pki(&dir, &["dots.example.net".into(), "192.0.2.7".into()], &["cpe1".into()]).unwrap();
+        let ca = X509::from_pem(&fs::read(&pki.ca_pem).unwrap()).unwrap();
+        let server = X509::from_pem(&fs::read(&pki.server_pem).unwrap()).unwrap();
+        let client = X509::from_pem(&fs::read(dir.join("cpe1.pem")).unwrap()).unwrap();
+        let ca_key = ca.public_key().unwrap();
+        assert!(server.verify(&ca_key).unwrap() && client.verify(&ca_key).unwrap());
+        assert!(!server.verify(&client.public_key().unwrap()).unwrap());
+
+        let sans: Vec<String> = server
+            .subject_alt_names()
+            .unwrap()
+            .iter()
+            .map(|n| match (n.dnsname(), n.ipaddress()) {
+                (Some(d), _) => d.to_string(),
+                (_, Some(ip)) => format!("{ip:?}"),
+                _ => String::new(),
+            })
+            .collect();
+        for want in ["localhost", "dots.example.net", "[127, 0, 0, 1]", "[192, 0, 2, 7]"] {
+            assert!(sans.iter().any(|s| s == want), "{want} missing from {sans:?}");
+        }
+        assert!(sans.iter().any(|s| s.starts_with("[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]")));
+        assert_eq!(server.public_key().unwrap().ec_key().unwrap().group().curve_name(), Some(openssl::nid::Nid::X9_62_PRIME256V1));
+        assert_eq!(subject_of_x509(&client), "CN=cpe1");
+        let mode = fs::metadata(dir.join("cpe1-key.pem")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn spki_is_the_der_public_key_of_the_certificate() {
+        let dir = scratch().with_extension("spki");
+        let pki = create_dev_pki(&dir, &[], &["c".into()]).unwrap();
+        let spki = spki_der_of(&fs::read(&pki.clients[0].1).unwrap()).unwrap();
+        let key = openssl::pkey::PKey::private_key_from_pem(&fs::read(&pki.clients[0].2).unwrap()).unwrap();
+        assert_eq!(spki, key.public_key_to_der().unwrap());
+        assert_eq!(spki.len(), 91, "P-256 SPKI is 91 bytes");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn client_names_cannot_escape_the_directory() {
+        let dir = scratch().with_extension("names");
+        assert!(create_dev_pki(&dir, &[], &["../evil".into()]).is_err());
+        assert!(create_dev_pki(&dir, &[], &["server".into()]).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

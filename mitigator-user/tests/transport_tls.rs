@@ -129,3 +129,48 @@ fn tls_without_a_ca_is_a_configuration_error() {
     let r = rt.block_on(TlsServer::bind("127.0.0.1:0".parse().unwrap(), &cfg, TlsOptions::default()));
     assert!(r.is_err(), "TLS must refuse to run without client authentication");
 }
+
+/// libcoap negotiates TLS 1.3; TLS 1.2 is checked with a rustls client held to 1.2
+/// that speaks RFC 8323 itself: CSM, then a GET, and expects CSM then 2.05.
+#[tokio::test]
+async fn tls12_client_is_served() {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+
+    let pki = pki("tls12");
+    let mut s = start("127.0.0.1:0", &security_config(&pki, &[]), Duration::from_secs(5)).await;
+    let (_, cert, key) = &pki.clients[0];
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(&read(&pki.ca_pem)).unwrap()).unwrap();
+    let chain = CertificateDer::pem_slice_iter(&read(cert)).collect::<Result<Vec<_>, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_slice(&read(key)).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let tcp = TcpStream::connect(s.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+
+    tls.write_all(&csm()).await.unwrap();
+    tls.write_all(&encode_tcp_frame(0x01, &[7, 7], &[0xb1, b'x'])).await.unwrap(); // GET /x
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(3), tls.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "server closed early");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some((frame, used)) = parse_tcp_frame(&buf) {
+            frames.push((frame.code, frame.token, buf[..used].to_vec()));
+            buf.drain(..used);
+        }
+    }
+    assert_eq!(frames[0].0, 0xe1, "CSM first");
+    assert_eq!((frames[1].0, frames[1].1.as_slice()), (0x45, &[7u8, 7][..]), "2.05 with our token");
+    assert!(String::from_utf8_lossy(&frames[1].2).contains(PAYLOAD));
+    assert!(next_peer(&mut s).await.is_some());
+}
