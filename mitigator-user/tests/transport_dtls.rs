@@ -217,3 +217,76 @@ async fn garbage_flood_does_not_stop_a_following_client() {
     let out = psk_get(s.addr, "alice-psk", "correct horse battery staple").await;
     assert!(got_payload(&out), "the legit client was not served after the flood:\n{out}");
 }
+
+// ----- A DTLS client of our own (OpenSSL, blocking, PSK) to drive the session API.
+
+/// A connected UDP socket as the Read/Write that OpenSSL's DTLS client wants.
+#[derive(Debug)]
+struct UdpIo(std::net::UdpSocket);
+
+impl std::io::Read for UdpIo {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.recv(buf)
+    }
+}
+
+impl std::io::Write for UdpIo {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn psk_client(server: SocketAddr, identity: &'static str, key: &'static str) -> openssl::ssl::SslStream<UdpIo> {
+    use openssl::ssl::{SslConnector, SslMethod};
+    let mut b = SslConnector::builder(SslMethod::dtls()).unwrap();
+    b.set_cipher_list("PSK-AES128-CCM8").unwrap();
+    b.set_psk_client_callback(move |_, _, id_out, key_out| {
+        id_out[..identity.len()].copy_from_slice(identity.as_bytes());
+        id_out[identity.len()] = 0;
+        key_out[..key.len()].copy_from_slice(key.as_bytes());
+        Ok(key.len())
+    });
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut cfg = b.build().configure().unwrap();
+    cfg.set_verify_hostname(false);
+    cfg.connect("localhost", UdpIo(sock)).expect("DTLS client handshake")
+}
+
+/// The session API itself: recv() one datagram, a cloned sender pushes unsolicited
+/// datagrams (Observe notifications), and close_notify ends recv() with Closed.
+#[tokio::test]
+async fn session_recv_sender_and_close_notify() {
+    init_tracing();
+    let pki = pki("dtls-session");
+    let mut server = DtlsServer::bind("127.0.0.1:0".parse().unwrap(), &security_config(&pki, PSK), DtlsOptions::default())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let client = tokio::task::spawn_blocking(move || {
+        let mut c = psk_client(addr, "alice-psk", "correct horse battery staple");
+        std::io::Write::write_all(&mut c, b"ping-1").unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.ssl_read(&mut buf).unwrap();
+        let first = buf[..n].to_vec();
+        let n = c.ssl_read(&mut buf).unwrap();
+        let second = buf[..n].to_vec();
+        c.shutdown().unwrap();
+        (first, second)
+    });
+    let mut session = tokio::time::timeout(Duration::from_secs(5), server.accept()).await.unwrap().unwrap();
+    assert_eq!(session.peer().credential, Credential::Psk { identity: b"alice-psk".to_vec() });
+    assert_eq!(session.recv().await.unwrap(), b"ping-1");
+    session.send(b"reply").await.unwrap();
+    let notifier = session.sender();
+    tokio::spawn(async move { notifier.send(b"notification").await.unwrap() });
+    let (first, second) = client.await.unwrap();
+    assert_eq!((first.as_slice(), second.as_slice()), (&b"reply"[..], &b"notification"[..]));
+    let end = tokio::time::timeout(Duration::from_secs(3), session.recv()).await.unwrap();
+    assert!(end.is_err(), "recv after close_notify: {end:?}");
+    assert!(session.send(b"late").await.is_err(), "send after close_notify");
+}
