@@ -8,9 +8,11 @@
 //! - it has everything RFC 9132 section 7 asks of us in one well-kept, audited library:
 //!   PSK (RFC 4279), client-certificate verification, stateless cookies through
 //!   `DTLSv1_listen`, replay detection, session tickets;
-//! - `webrtc-dtls`, the pure-Rust candidate, allocates a connection per source address
-//!   on the first ClientHello (state before the cookie is verified, the very thing a
-//!   DDoS mitigator must not do) and has a small suite list.
+//! - `webrtc-dtls`, the pure-Rust candidate, serves through webrtc-util's UDP listener,
+//!   which creates a connection (with its buffer) per source address on the first
+//!   ClientHello and queues it in a 128-deep backlog: state before the cookie is
+//!   verified, which spoofed hellos fill; the very thing a DDoS mitigator must not do.
+//!
 //! OpenSSL 3.0 has no DTLS 1.3, so this is DTLS 1.2 only (1.0 refused, RFC 9132 7.1).
 //!
 //! Shape:

@@ -24,6 +24,9 @@
 //! - [`TlsServer::bind`]`(addr, &SecurityConfig, TlsOptions)` → `accept().await` →
 //!   `(PeerInfo, TlsStream<TcpStream>)`.
 //!
+//! The options carry the handshake timeout and the bounds (concurrent handshakes,
+//! sessions, per-peer queue, accept queue, MTU); defaults suit a daemon.
+//!
 //! Handshakes run in their own tasks with a deadline, so a slow or half-open client
 //! never blocks another; their number is bounded, and over DTLS no state at all is kept
 //! for a peer until it has echoed a cookie (it proved it owns its address).
