@@ -290,3 +290,54 @@ async fn session_recv_sender_and_close_notify() {
     assert!(end.is_err(), "recv after close_notify: {end:?}");
     assert!(session.send(b"late").await.is_err(), "send after close_notify");
 }
+
+/// `client_hello()` with the cookie of a HelloVerifyRequest, as message 1.
+fn client_hello_with_cookie(hvr: &[u8]) -> Vec<u8> {
+    let cookie = &hvr[28..28 + hvr[27] as usize];
+    let plain = client_hello();
+    let mut body = plain[25..25 + 35].to_vec(); // version, random, session id len (0)
+    body.push(cookie.len() as u8);
+    body.extend_from_slice(cookie);
+    body.extend_from_slice(&plain[25 + 36..]); // suites, compression
+    let len = (body.len() as u32).to_be_bytes();
+    let mut hs = vec![1, len[1], len[2], len[3], 0, 1, 0, 0, 0, len[1], len[2], len[3]];
+    hs.extend(body);
+    let rlen = (hs.len() as u16).to_be_bytes();
+    let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, rlen[0], rlen[1]];
+    rec.extend(hs);
+    rec
+}
+
+/// Passes the cookie exchange from a fresh socket; returns the socket and whether the
+/// server went on with a ServerHello.
+async fn echo_cookie_and_stall(server: SocketAddr) -> (UdpSocket, bool) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = [0u8; 4096];
+    sock.send_to(&client_hello(), server).await.unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(buf[13], 3, "HelloVerifyRequest");
+    sock.send_to(&client_hello_with_cookie(&buf[..n]), server).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_millis(700), sock.recv_from(&mut buf)).await;
+    let server_hello = matches!(answer, Ok(Ok((n, _))) if n > 13 && buf[0] == 22 && buf[13] == 2);
+    (sock, server_hello)
+}
+
+/// Past the cookie a peer costs a handshake slot: the slots are bounded, and a peer
+/// that stalls mid-handshake loses its slot at the deadline.
+#[tokio::test]
+async fn stalled_handshakes_are_bounded_and_time_out() {
+    init_tracing();
+    let pki = pki("dtls-stall");
+    let opts = DtlsOptions { handshake_timeout: Duration::from_secs(2), max_handshakes: 1, ..DtlsOptions::default() };
+    let mut server = DtlsServer::bind("127.0.0.1:0".parse().unwrap(), &security_config(&pki, PSK), opts).await.unwrap();
+    let addr = server.local_addr();
+    let (_staller, went_on) = echo_cookie_and_stall(addr).await;
+    assert!(went_on, "a valid cookie echo must get a ServerHello");
+    let (_second, went_on) = echo_cookie_and_stall(addr).await;
+    assert!(!went_on, "a second handshake got a slot beyond max_handshakes = 1");
+    tokio::time::sleep(Duration::from_secs(2)).await; // the staller's deadline passes
+    let (_third, went_on) = echo_cookie_and_stall(addr).await;
+    assert!(went_on, "the stalled handshake's slot was not freed by its deadline");
+    let accepted = tokio::time::timeout(Duration::from_millis(200), server.accept()).await;
+    assert!(accepted.is_err(), "an unfinished handshake produced a session");
+}
