@@ -7,6 +7,7 @@
 //! ```
 
 pub mod api;
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod compiler;
@@ -17,3 +18,4 @@ pub mod protection;
 pub mod registry;
 pub mod stats;
 pub mod store;
+pub mod transport;

@@ -21,6 +21,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("hping3", "floods in the demo"),
     ("curl", "the API and data-channel tests"),
     ("openssl", "certificates"),
+    ("libssl-dev", "OpenSSL headers for the DTLS transport (openssl crate)"),
+    ("pkg-config", "finding OpenSSL at build time"),
 ];
 
 pub fn setup() -> anyhow::Result<()> {
