@@ -217,8 +217,8 @@ mod tests {
         assert_eq!(out.code, ResponseCode::CREATED);
         assert_eq!(out.events, vec![DotsEvent::ConfigChanged { cuid: "c1".into() }]);
         // The response keeps the acceptable ranges (Figure 20).
-        let hb = out.config.mitigating_config.unwrap().heartbeat_interval.unwrap();
-        assert_eq!(hb, IntParam::range(15, 240, 30));
+        let interval = out.config.mitigating_config.unwrap().heartbeat_interval.unwrap();
+        assert_eq!(interval, IntParam::range(15, 240, 30));
         let again = t.put("c1", Some(123), &figure_23(), &policy(), 2_000).unwrap();
         assert_eq!(again.code, ResponseCode::CHANGED);
         assert_eq!(t.put("c1", Some(124), &hb(60), &policy(), 3_000).unwrap().code, ResponseCode::CREATED);
