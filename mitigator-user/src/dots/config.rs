@@ -69,7 +69,9 @@ impl SessionParams {
         let d = SessionParams::default();
         let Some(p) = p else { return d };
         let int = |v: &Option<dots_proto::signal::IntParam>, dflt| v.and_then(|v| v.current_value).unwrap_or(dflt);
-        let dec = |v: &Option<dots_proto::signal::DecimalParam>, dflt| v.and_then(|v| v.current_value_decimal).unwrap_or(dflt);
+        let dec = |v: &Option<dots_proto::signal::DecimalParam>, dflt| {
+            v.and_then(|v| v.current_value_decimal).unwrap_or(dflt)
+        };
         SessionParams {
             heartbeat_interval: int(&p.heartbeat_interval, d.heartbeat_interval),
             missing_hb_allowed: int(&p.missing_hb_allowed, d.missing_hb_allowed),

@@ -36,9 +36,7 @@ pub use event::{DotsEvent, RemovalReason};
 pub use mitigation::Mitigation;
 pub use refusal::Refusal;
 pub use scope::EnforcedScope;
-pub use table::{
-    ClientCtx, DeleteOutcome, MitigationTable, OtherClientOverlap, PutOutcome, PutResponse, TablePolicy,
-};
+pub use table::{ClientCtx, DeleteOutcome, MitigationTable, OtherClientOverlap, PutOutcome, PutResponse, TablePolicy};
 
 /// Server policy: how mitigations and session configurations are handled.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -10,7 +10,8 @@ use dots_proto::signal::{ConflictInformation, MitigationScope, ResponseCode, Sco
 pub struct Refusal {
     pub code: ResponseCode,
     pub diagnostic: String,
-    pub conflict: Option<ConflictInformation>,
+    /// Boxed: a conflict body is rare and large, a refusal is common.
+    pub conflict: Option<Box<ConflictInformation>>,
 }
 
 impl Refusal {
@@ -30,13 +31,13 @@ impl Refusal {
 
     /// 4.09 with its 'conflict-information' (section 4.4.1.3).
     pub fn conflict(diagnostic: impl Into<String>, info: ConflictInformation) -> Self {
-        Refusal { code: ResponseCode::CONFLICT, diagnostic: diagnostic.into(), conflict: Some(info) }
+        Refusal { code: ResponseCode::CONFLICT, diagnostic: diagnostic.into(), conflict: Some(Box::new(info)) }
     }
 
     /// The body of a 4.09 response: one 'scope' holding only the
     /// 'conflict-information' (Figure 11).
     pub fn conflict_body(&self) -> Option<MitigationScope> {
-        let info = self.conflict.clone()?;
+        let info = *self.conflict.clone()?;
         Some(MitigationScope { scopes: vec![Scope { conflict_information: Some(info), ..Scope::default() }] })
     }
 }

@@ -119,9 +119,7 @@ pub mod lifetime {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lifetime, D::Error> {
         match i64::deserialize(d)? {
             -1 => Ok(Lifetime::Indefinite),
-            n => u32::try_from(n)
-                .map(Lifetime::Seconds)
-                .map_err(|_| D::Error::custom(format!("bad lifetime {n}"))),
+            n => u32::try_from(n).map(Lifetime::Seconds).map_err(|_| D::Error::custom(format!("bad lifetime {n}"))),
         }
     }
 }

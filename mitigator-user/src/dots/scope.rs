@@ -40,7 +40,8 @@ pub fn to_prefix(n: &IpNet) -> IpPrefix {
 /// The union of 'target-prefix' and the caller's resolved prefixes,
 /// truncated to their networks, sorted, without duplicates.
 pub fn all_prefixes(target: &Target, resolved: Vec<IpNet>) -> Vec<IpNet> {
-    let mut v: Vec<IpNet> = target.target_prefix.iter().map(to_ipnet).chain(resolved.iter().map(IpNet::trunc)).collect();
+    let mut v: Vec<IpNet> =
+        target.target_prefix.iter().map(to_ipnet).chain(resolved.iter().map(IpNet::trunc)).collect();
     v.sort();
     v.dedup();
     v

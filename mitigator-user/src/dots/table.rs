@@ -461,7 +461,10 @@ impl MitigationTable {
             OtherClientOverlap::Reject => {
                 let longest = cross.iter().map(|c| c.remaining).max_by_key(lifetime_order).expect("not empty");
                 let info = conflict::other_client(ConflictStatus::RequestInactiveOtherActive, common, longest);
-                Err(Refusal::conflict("overlaps an active mitigation request of another DOTS client (section 4.4.1.3)", info))
+                Err(Refusal::conflict(
+                    "overlaps an active mitigation request of another DOTS client (section 4.4.1.3)",
+                    info,
+                ))
             }
             OtherClientOverlap::Accept => {
                 Ok(Some(conflict::other_client(ConflictStatus::RequestActive, common, Lifetime::Indefinite)))
@@ -582,11 +585,8 @@ impl MitigationTable {
     pub fn tick(&mut self, now: u64) -> Vec<DotsEvent> {
         let before = self.snapshot();
         let mut events = Vec::new();
-        let due: Vec<(String, u32)> = self
-            .iter()
-            .filter(|m| m.deadline().is_some_and(|d| d <= now))
-            .map(|m| (m.cuid.clone(), m.mid))
-            .collect();
+        let due: Vec<(String, u32)> =
+            self.iter().filter(|m| m.deadline().is_some_and(|d| d <= now)).map(|m| (m.cuid.clone(), m.mid)).collect();
         for (cuid, mid) in due {
             self.run_deadline(&cuid, mid, now, &mut events);
         }

@@ -197,7 +197,8 @@ fn prefix_outside_the_client_domain_is_refused_and_nothing_changes() {
     assert!(err.diagnostic.contains("198.51.100.0/24"), "{}", err.diagnostic);
     // A resolved address (from an FQDN) is checked the same way.
     let s = Scope { target: Target { target_fqdn: vec!["www.example.net".into()], ..Target::default() }, ..scope(&[]) };
-    let err = t.put(&client("a"), validated("a", 3, s), vec!["203.0.113.7/32".parse().unwrap()], false, T0).unwrap_err();
+    let err =
+        t.put(&client("a"), validated("a", 3, s), vec!["203.0.113.7/32".parse().unwrap()], false, T0).unwrap_err();
     assert!(err.diagnostic.contains("203.0.113.7/32"), "{}", err.diagnostic);
     assert_eq!(serde_json::to_string(&t).unwrap(), snapshot);
 }
@@ -222,14 +223,16 @@ fn efficacy_update_is_2_04_and_keeps_the_lifetime() {
     let mut t = MitigationTable::default();
     put(&mut t, "a", 123, scope(&["2001:db8:6401::1/128"]), T0).unwrap();
     // Figure 16: no lifetime, 'attack-status', If-Match.
-    let s = Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::1/128"]) };
+    let s =
+        Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::1/128"]) };
     let out = t.put(&client("a"), validated("a", 123, s), vec![], true, T0 + 60 * S).unwrap();
     assert_eq!(out.response.code(), Some(ResponseCode::CHANGED));
     let m = t.mitigation("a", 123).unwrap();
     assert_eq!(m.attack_status, Some(AttackStatus::UnderAttack));
     assert_eq!(m.expires_ms, Some(T0 + 3600 * S));
     // An efficacy update with other parameters is 4.00 (4.4.3).
-    let s = Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::2/128"]) };
+    let s =
+        Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::2/128"]) };
     let err = t.put(&client("a"), validated("a", 123, s), vec![], true, T0).unwrap_err();
     assert_eq!(err.code, ResponseCode::BAD_REQUEST);
     assert!(err.diagnostic.contains("4.4.3"));
@@ -238,7 +241,8 @@ fn efficacy_update_is_2_04_and_keeps_the_lifetime() {
 #[test]
 fn efficacy_update_for_an_unknown_mid_with_if_match_is_silently_ignored() {
     let mut t = MitigationTable::default();
-    let s = Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::1/128"]) };
+    let s =
+        Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::1/128"]) };
     let out = t.put(&client("a"), validated("a", 5, s.clone()), vec![], true, T0).unwrap();
     assert_eq!((out.response.code(), out.events.len()), (None, 0));
     // Without If-Match it is a new request, which needs a lifetime.
@@ -252,7 +256,8 @@ fn efficacy_update_does_not_revive_a_withdrawn_mitigation() {
     let mut t = MitigationTable::default();
     put(&mut t, "a", 1, scope(&["2001:db8:6401::1/128"]), T0).unwrap();
     t.delete("a", 1, T0);
-    let s = Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::1/128"]) };
+    let s =
+        Scope { lifetime: None, attack_status: Some(AttackStatus::UnderAttack), ..scope(&["2001:db8:6401::1/128"]) };
     t.put(&client("a"), validated("a", 1, s), vec![], true, T0 + S).unwrap();
     assert_eq!(status(&t, "a", 1), Some(Status::DotsClientWithdrawnMitigation));
 }
@@ -384,7 +389,11 @@ fn session_loss_activates_preconfigured_and_withdraws_overlapping_active_request
     let m = t.mitigation("a", 1).unwrap();
     assert_eq!((m.mitigation_start, m.activated_by_signal_loss), (Some(T0 / 1000 + 100), true));
     assert!(ev.contains(&status_event("a", 2, Status::AttackMitigationWithdrawn)));
-    assert!(ev.contains(&DotsEvent::Removed { cuid: "a".into(), mid: 2, reason: RemovalReason::WithdrawnOnSignalLoss }));
+    assert!(ev.contains(&DotsEvent::Removed {
+        cuid: "a".into(),
+        mid: 2,
+        reason: RemovalReason::WithdrawnOnSignalLoss
+    }));
     assert!(ev.contains(&DotsEvent::EnforcementChanged));
     // No active-but-terminating period, and mid 3 does not overlap.
     assert_eq!(mids(&t, "a"), vec![1, 3]);
