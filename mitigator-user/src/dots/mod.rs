@@ -18,6 +18,29 @@
 //! - [`conflict`]: 'conflict-information' bodies.
 //! - [`config`]: [`ConfigTable`], per-client session configuration.
 //! - [`mitigation`]: the stored [`Mitigation`] record.
+//!
+//! Choices where the text leaves room (details at each function):
+//! - Status 1 on creation, 2 once the caller reports the rules are in the
+//!   data plane ([`MitigationTable::confirm_enforced`]); Table 3.
+//! - A target prefix outside the client's domain is 4.00 naming the
+//!   prefix: 4.4.1.1 requires the check but names no code, 4.4.1.3 uses
+//!   4.00 for foreign aliases, 4.03 is not in the text.
+//! - DELETE of an unknown 'mid' is 2.02 ("even if the 'mid' ... does not
+//!   exist", 4.4.4); a preconfigured request at 7/8 is removed at once.
+//! - Lifetime expiry reports 6 then removes (4.4.1.1, Table 3).
+//! - Another client's overlap: [`OtherClientOverlap::Accept`] by default
+//!   (2.01 with conflict-status 2), `Reject` gives 4.09 with
+//!   conflict-status 1 and retry-timer (4.4.1.3).
+//! - Same-client 4.09 carries conflict-cause and conflict-scope (mid)
+//!   only; conflict-status is defined for conflicts between clients.
+//! - "transmitted four times and then transition to 8" (Table 3, statuses
+//!   3 and 7 of preconfigured requests) is a hold of 4 x 3 s (4.4.2.1's
+//!   notification spacing), then 8 at `tick`.
+//! - Re-requests during the active-but-terminating period (same 'mid', or
+//!   a new overlapping one) double the next period up to 300 s (4.4.4).
+//!   An efficacy update never revives a withdrawn mitigation (4.4.3).
+//! - A config PUT with a lower 'sid' than the installed one is 4.00 (4.5.2
+//!   "MUST increase monotonically"); DELETE /config clears the 'sid'.
 
 pub mod config;
 pub mod conflict;

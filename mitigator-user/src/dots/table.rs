@@ -272,7 +272,7 @@ impl MitigationTable {
         }
         let owner = self.clients.get(&client.cuid).and_then(|c| c.values().next()).map(|m| &m.domain);
         match owner {
-            Some(d) if *d != client.domain => Err(Refusal::conflict(
+            Some(d) if !d.is_empty() && *d != client.domain => Err(Refusal::conflict(
                 format!("cuid {} is already in use by another DOTS client", client.cuid),
                 conflict::cuid_collision(),
             )),
