@@ -14,6 +14,7 @@ pub mod compiler;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod dots;
 pub mod protection;
 pub mod registry;
 pub mod stats;
