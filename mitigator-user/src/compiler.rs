@@ -12,16 +12,24 @@ use crate::{
 };
 
 /// The rule set for these protections and lists.
+///
+/// A destination prefix has one policy in the data plane. Local
+/// protections refuse a prefix that is already protected, but DOTS
+/// mitigations of different clients may name the same prefix (RFC 9132
+/// 4.4.1.3 lets the server keep both): the protection with the lowest id
+/// (the older one) enforces it, the other keeps its remaining prefixes.
 pub fn compile(protections: &[Protection], accept: &[ipnet::IpNet], drop: &[ipnet::IpNet]) -> RuleSet {
-    RuleSet {
-        targets: protections.iter().map(target_rule).collect(),
-        accept: accept.to_vec(),
-        drop: drop.to_vec(),
-    }
-}
-
-fn target_rule(p: &Protection) -> TargetRule {
-    TargetRule { id: p.id, prefixes: p.spec.prefixes.clone(), policy: policy(p) }
+    let mut by_id: Vec<&Protection> = protections.iter().collect();
+    by_id.sort_by_key(|p| p.id);
+    let mut seen = std::collections::HashSet::new();
+    let targets = by_id
+        .into_iter()
+        .map(|p| {
+            let prefixes = p.spec.prefixes.iter().filter(|n| seen.insert(**n)).cloned().collect();
+            TargetRule { id: p.id, prefixes, policy: policy(p) }
+        })
+        .collect();
+    RuleSet { targets, accept: accept.to_vec(), drop: drop.to_vec() }
 }
 
 /// The data-plane policy of one protection.
@@ -106,6 +114,19 @@ mod tests {
         assert_eq!(pol.flags, pf::ACTIVE | pf::DROP_ALL | pf::SYN_LIMIT | pf::RATE_LIMIT_SRC);
         assert_eq!((pol.syn_pps, pol.syn_burst), (5, 9));
         assert_eq!((pol.src_pps, pol.src_bps, pol.src_bps_burst), (0, 1_000_000, 1_000_000));
+    }
+
+    #[test]
+    fn a_shared_prefix_is_enforced_by_the_older_protection() {
+        let mut a = protection(vec![], &["drop-all"]);
+        a.id = 3;
+        let mut b = protection(vec![], &["fragments"]);
+        b.id = 9;
+        b.spec.prefixes.push("198.51.100.0/24".parse().unwrap());
+        let rules = compile(&[b, a], &[], &[]);
+        assert_eq!(rules.targets[0].id, 3);
+        assert_eq!(rules.targets[0].prefixes.len(), 1);
+        assert_eq!(rules.targets[1].prefixes, vec!["198.51.100.0/24".parse::<ipnet::IpNet>().unwrap()]);
     }
 
     #[test]

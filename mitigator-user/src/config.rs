@@ -21,6 +21,8 @@ pub struct Config {
     /// Named countermeasure sets. `default` is always there (built in,
     /// replaceable): it applies to a protection that names none.
     pub profiles: BTreeMap<String, Profile>,
+    /// The DOTS signal-channel server.
+    pub signal: SignalServerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +68,100 @@ pub struct Profile {
     pub countermeasures: Vec<Countermeasure>,
 }
 
+/// What another client's overlapping request gets (RFC 9132 4.4.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverlapPolicy {
+    /// 2.01 with conflict-information: both are mitigated.
+    Accept,
+    /// 4.09 Conflict.
+    Reject,
+}
+
+/// One rule choosing the countermeasure profile of a DOTS mitigation by
+/// its scope: the first rule whose every given field matches wins.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileRule {
+    /// Matches when a target prefix of the mitigation lies inside one of these.
+    #[serde(default)]
+    pub prefixes: Vec<ipnet::IpNet>,
+    /// Matches when the mitigation names one of these protocols.
+    #[serde(default)]
+    pub protocols: Vec<crate::protection::Protocol>,
+    /// Matches when a port range of the mitigation includes one of these ports.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    pub profile: String,
+}
+
+/// A DOTS client domain: who may ask mitigation for what (RFC 9132 4.4.1.1).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientDomain {
+    pub name: String,
+    /// Prefixes the domain's clients may ask mitigation for.
+    pub prefixes: Vec<ipnet::IpNet>,
+    /// Client identities of the domain: `cn:NAME` (X.509 subject common
+    /// name, certificate issued by `signal.ca`), `cuid:CUID` (the RFC's
+    /// cuid derived from the certificate's public key) or `psk:IDENTITY`.
+    pub identities: Vec<String>,
+    /// PSK keys by identity, hex (`psk:IDENTITY` identities need one).
+    #[serde(default)]
+    pub psk_keys: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalServerConfig {
+    /// Serve the signal channel.
+    pub enabled: bool,
+    /// CoAP over DTLS (UDP) listen addresses.
+    pub dtls_listen: Vec<std::net::SocketAddr>,
+    /// CoAP over TLS (TCP) listen addresses.
+    pub tls_listen: Vec<std::net::SocketAddr>,
+    /// CA that issues client certificates, the server's certificate and
+    /// key (PEM). Default: `<state_dir>/pki/{ca,server,server-key}.pem`,
+    /// created as a development PKI on first start when absent.
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub clients: Vec<ClientDomain>,
+    /// Countermeasure profile of DOTS mitigations that no rule matches.
+    pub profile: String,
+    pub profile_rules: Vec<ProfileRule>,
+    /// Longest lifetime granted, seconds; longer requests are shortened.
+    pub max_lifetime: u32,
+    /// Grant indefinite (-1) lifetimes.
+    pub allow_indefinite_lifetime: bool,
+    pub other_client_overlap: OverlapPolicy,
+    /// Active-but-terminating period after a DELETE, and its cap (4.4.4).
+    pub terminating_period_s: u32,
+    pub terminating_max_s: u32,
+}
+
+impl Default for SignalServerConfig {
+    fn default() -> Self {
+        let any: std::net::SocketAddr = "[::]:4646".parse().expect("literal");
+        SignalServerConfig {
+            enabled: true,
+            dtls_listen: vec![any],
+            tls_listen: vec![any],
+            ca: None,
+            cert: None,
+            key: None,
+            clients: Vec::new(),
+            profile: "default".into(),
+            profile_rules: Vec::new(),
+            max_lifetime: 86_400,
+            allow_indefinite_lifetime: false,
+            other_client_overlap: OverlapPolicy::Accept,
+            terminating_period_s: 120,
+            terminating_max_s: 300,
+        }
+    }
+}
+
 /// chargen, DNS, NTP, SNMP, CLDAP, SSDP, memcached, plus portmap, NetBIOS,
 /// QOTD, RIPv1, MS-SQL browser, OpenVPN, WS-Discovery, ARD, CoAP, Ubiquiti
 /// discovery and mDNS: services commonly abused for amplification.
@@ -91,6 +187,7 @@ impl Default for Config {
             daemon: DaemonConfig::default(),
             dataplane: DataplaneConfig::default(),
             profiles: BTreeMap::new(),
+            signal: SignalServerConfig::default(),
         }
     }
 }
@@ -144,6 +241,18 @@ impl Config {
             if p.countermeasures.is_empty() {
                 return Err(format!("profiles.{name}.countermeasures: must not be empty"));
             }
+        }
+        let known = |p: &str| p == "default" || self.profiles.contains_key(p);
+        if !known(&self.signal.profile) {
+            return Err(format!("signal.profile = \"{}\": no such profile", self.signal.profile));
+        }
+        for (i, r) in self.signal.profile_rules.iter().enumerate() {
+            if !known(&r.profile) {
+                return Err(format!("signal.profile_rules[{i}].profile = \"{}\": no such profile", r.profile));
+            }
+        }
+        if self.signal.terminating_period_s > self.signal.terminating_max_s {
+            return Err("signal.terminating_period_s: must not exceed signal.terminating_max_s".into());
         }
         Ok(())
     }

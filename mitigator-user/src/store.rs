@@ -10,12 +10,20 @@ use ipnet::IpNet;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 
-use crate::registry::{ListKind, Protection};
+use crate::{
+    dots::{ConfigTable, Mitigation},
+    registry::{ListKind, Protection},
+};
 
 /// Protection id → JSON of [`Protection`].
 const PROTECTIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("protections");
 /// List name → JSON of `Vec<IpNet>`.
 const LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("lists");
+/// "cuid/mid" → JSON of a DOTS [`Mitigation`] (cuids are base64url: no '/').
+const DOTS_MITIGATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("dots-mitigations");
+/// Name → JSON blob (the DOTS session configurations, …).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const DOTS_CONFIGS: &str = "dots-configs";
 
 pub struct Store {
     db: Database,
@@ -32,6 +40,8 @@ impl Store {
         let tx = db.begin_write()?;
         tx.open_table(PROTECTIONS)?;
         tx.open_table(LISTS)?;
+        tx.open_table(DOTS_MITIGATIONS)?;
+        tx.open_table(META)?;
         tx.commit()?;
         Ok(Store { db })
     }
@@ -79,6 +89,55 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+impl Store {
+    pub fn dots_mitigations(&self) -> anyhow::Result<Vec<Mitigation>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DOTS_MITIGATIONS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, bytes) = row?;
+            out.push(decode(bytes.value()).with_context(|| format!("stored DOTS mitigation {}", key.value()))?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_dots_mitigation(&self, m: &Mitigation) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(m)?;
+        let tx = self.db.begin_write()?;
+        tx.open_table(DOTS_MITIGATIONS)?.insert(dots_key(&m.cuid, m.mid).as_str(), bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove_dots_mitigation(&self, cuid: &str, mid: u32) -> anyhow::Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DOTS_MITIGATIONS)?.remove(dots_key(cuid, mid).as_str())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn dots_configs(&self) -> anyhow::Result<ConfigTable> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(META)?;
+        match table.get(DOTS_CONFIGS)? {
+            Some(bytes) => decode(bytes.value()),
+            None => Ok(ConfigTable::default()),
+        }
+    }
+
+    pub fn put_dots_configs(&self, configs: &ConfigTable) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(configs)?;
+        let tx = self.db.begin_write()?;
+        tx.open_table(META)?.insert(DOTS_CONFIGS, bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn dots_key(cuid: &str, mid: u32) -> String {
+    format!("{cuid}/{mid}")
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<T> {

@@ -7,6 +7,10 @@
 //! data plane as one atomic swap, and only then answer. It also samples the
 //! data plane's counters on a tick (for rates) and expires lifetimes.
 
+mod dots;
+
+pub use dots::{DotsNotice, DotsPutReply};
+
 use std::{
     collections::BTreeMap,
     sync::mpsc,
@@ -19,8 +23,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use dots_proto::signal::{MitigationRequest, MitigationScope, ResponseCode, SignalConfig};
+
 use crate::{
     compiler,
+    dots::{ClientCtx, DotsState, Refusal, SessionParams},
     config::Config,
     dataplane::Dataplane,
     protection::{Countermeasure, Owner, ProtectionSpec},
@@ -100,6 +107,14 @@ enum Command {
     Unprotect(Selector, Reply<Protection>),
     Status(Reply<Status>),
     ChangeList { kind: ListKind, add: Vec<IpNet>, remove: Vec<IpNet>, reply: Reply<Vec<IpNet>> },
+    DotsPut { client: ClientCtx, req: MitigationRequest, prefixes: Vec<IpNet>, if_match: bool, reply: oneshot::Sender<Result<DotsPutReply, Refusal>> },
+    DotsGet { cuid: String, mid: Option<u32>, reply: oneshot::Sender<Result<MitigationScope, Refusal>> },
+    DotsDelete { cuid: String, mid: u32, reply: oneshot::Sender<Result<bool, Refusal>> },
+    DotsSession { cuid: String, up: bool },
+    DotsConfigPut { cuid: String, sid: Option<u32>, body: SignalConfig, reply: oneshot::Sender<Result<(ResponseCode, SignalConfig), Refusal>> },
+    DotsConfigGet { cuid: String, sid: Option<u32>, reply: oneshot::Sender<Result<SignalConfig, Refusal>> },
+    DotsConfigDelete { cuid: String, reply: oneshot::Sender<Result<(), Refusal>> },
+    DotsSessionParams { cuid: String, reply: oneshot::Sender<SessionParams> },
     /// Stop the owner; with `uninstall`, detach the data plane and remove
     /// its pins (otherwise it keeps enforcing without the daemon).
     Shutdown { uninstall: bool, reply: Reply<()> },
@@ -137,17 +152,79 @@ pub struct Status {
 #[derive(Clone)]
 pub struct Registry {
     tx: mpsc::Sender<Command>,
+    notices: dots::Notices,
 }
 
 impl Registry {
     /// Restores the stored state into the data plane and starts the owner.
     pub fn start(cfg: Config, store: Store, dataplane: Dataplane) -> anyhow::Result<Registry> {
-        let mut owner = Owner_::restore(cfg, store, dataplane)?;
+        let (notices, _) = tokio::sync::broadcast::channel(1024);
+        let mut owner = Owner_::restore(cfg, store, dataplane, notices.clone())?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("registry".into())
             .spawn(move || owner.run(rx))?;
-        Ok(Registry { tx })
+        Ok(Registry { tx, notices })
+    }
+
+    /// Changes of DOTS state, for Observe notifications. A receiver that
+    /// lags loses the oldest notices (`RecvError::Lagged`): it should then
+    /// refresh everything it observes.
+    pub fn dots_notices(&self) -> tokio::sync::broadcast::Receiver<DotsNotice> {
+        self.notices.subscribe()
+    }
+
+    async fn ask_dots<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, Refusal>>) -> Command) -> Result<T, Refusal> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || Refusal::new(ResponseCode::SERVICE_UNAVAILABLE, "the mitigation registry has stopped");
+        self.tx.send(make(reply)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// A validated mitigation PUT (section 4.4.1) with the prefixes its
+    /// targets resolved to. Answered after it is durable and enforced.
+    pub async fn dots_put(&self, client: ClientCtx, req: MitigationRequest, prefixes: Vec<IpNet>, if_match: bool) -> Result<DotsPutReply, Refusal> {
+        self.ask_dots(|reply| Command::DotsPut { client, req, prefixes, if_match, reply }).await
+    }
+
+    /// GET of one mitigation or all of a client's, with live counters.
+    pub async fn dots_get(&self, cuid: &str, mid: Option<u32>) -> Result<MitigationScope, Refusal> {
+        let cuid = cuid.to_string();
+        self.ask_dots(|reply| Command::DotsGet { cuid, mid, reply }).await
+    }
+
+    /// DELETE (section 4.4.4): true if the mid existed (2.02 either way).
+    pub async fn dots_delete(&self, cuid: &str, mid: u32) -> Result<bool, Refusal> {
+        let cuid = cuid.to_string();
+        self.ask_dots(|reply| Command::DotsDelete { cuid, mid, reply }).await
+    }
+
+    /// The signal channel session of `cuid` was lost (`up` false) or is
+    /// back (section 4.7).
+    pub fn dots_session(&self, cuid: &str, up: bool) {
+        let _ = self.tx.send(Command::DotsSession { cuid: cuid.to_string(), up });
+    }
+
+    pub async fn dots_config_put(&self, cuid: &str, sid: Option<u32>, body: SignalConfig) -> Result<(ResponseCode, SignalConfig), Refusal> {
+        let cuid = cuid.to_string();
+        self.ask_dots(|reply| Command::DotsConfigPut { cuid, sid, body, reply }).await
+    }
+
+    pub async fn dots_config_get(&self, cuid: &str, sid: Option<u32>) -> Result<SignalConfig, Refusal> {
+        let cuid = cuid.to_string();
+        self.ask_dots(|reply| Command::DotsConfigGet { cuid, sid, reply }).await
+    }
+
+    pub async fn dots_config_delete(&self, cuid: &str) -> Result<(), Refusal> {
+        let cuid = cuid.to_string();
+        self.ask_dots(|reply| Command::DotsConfigDelete { cuid, reply }).await
+    }
+
+    /// The heartbeat and retransmission values of `cuid`'s session now.
+    pub async fn dots_session_params(&self, cuid: &str) -> SessionParams {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::DotsSessionParams { cuid: cuid.to_string(), reply });
+        rx.await.unwrap_or_default()
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RegistryError> {
@@ -190,6 +267,8 @@ struct Owner_ {
     accept: Vec<IpNet>,
     drop: Vec<IpNet>,
     rates: RateTracker,
+    dots: DotsState,
+    notices: dots::Notices,
 }
 
 fn now_unix() -> u64 {
@@ -197,11 +276,12 @@ fn now_unix() -> u64 {
 }
 
 impl Owner_ {
-    fn restore(cfg: Config, store: Store, mut dataplane: Dataplane) -> anyhow::Result<Owner_> {
+    fn restore(cfg: Config, store: Store, mut dataplane: Dataplane, notices: dots::Notices) -> anyhow::Result<Owner_> {
         let protections: BTreeMap<u32, Protection> =
             store.protections()?.into_iter().map(|p| (p.id, p)).collect();
         let (accept, drop) = (store.list(ListKind::Accept)?, store.list(ListKind::Drop)?);
         dataplane.set_reflection_ports(&cfg.dataplane.reflection_ports)?;
+        let dots = dots::restore(&cfg, &store)?;
         let mut owner = Owner_ {
             cfg,
             store,
@@ -210,11 +290,23 @@ impl Owner_ {
             accept,
             drop,
             rates: RateTracker::default(),
+            dots,
+            notices,
         };
-        owner.apply()?;
+        owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
         owner.expire();
+        owner.dots_tick();
         Ok(owner)
+    }
+
+    /// Time until the DOTS state machine's next deadline (lifetimes,
+    /// terminating periods), so that the tick comes in time.
+    fn until_dots_deadline(&self) -> Duration {
+        match self.dots.next_deadline() {
+            Some(d) => Duration::from_millis(d.saturating_sub(dots::now_ms())),
+            None => Duration::MAX,
+        }
     }
 
     fn dp(&mut self) -> &mut Dataplane {
@@ -236,7 +328,8 @@ impl Owner_ {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     self.sample();
                     self.expire();
-                    next_tick = Instant::now() + interval;
+                    self.dots_tick();
+                    next_tick = Instant::now() + interval.min(self.until_dots_deadline());
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -256,6 +349,28 @@ impl Owner_ {
             }
             Command::ChangeList { kind, add, remove, reply } => {
                 let _ = reply.send(self.change_list(kind, add, remove));
+            }
+            Command::DotsPut { client, req, prefixes, if_match, reply } => {
+                let _ = reply.send(self.dots_put(client, req, prefixes, if_match));
+            }
+            Command::DotsGet { cuid, mid, reply } => {
+                let _ = reply.send(self.dots_get(&cuid, mid));
+            }
+            Command::DotsDelete { cuid, mid, reply } => {
+                let _ = reply.send(self.dots_delete(&cuid, mid));
+            }
+            Command::DotsSession { cuid, up } => self.dots_session(&cuid, up),
+            Command::DotsConfigPut { cuid, sid, body, reply } => {
+                let _ = reply.send(self.dots_config_put(&cuid, sid, &body));
+            }
+            Command::DotsConfigGet { cuid, sid, reply } => {
+                let _ = reply.send(self.dots_config_get(&cuid, sid));
+            }
+            Command::DotsConfigDelete { cuid, reply } => {
+                let _ = reply.send(self.dots_config_delete(&cuid));
+            }
+            Command::DotsSessionParams { cuid, reply } => {
+                let _ = reply.send(self.dots_session_params(&cuid));
             }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
