@@ -304,9 +304,9 @@ fn cookie_for(key: &PKey<openssl::pkey::Private>, ssl: &SslRef) -> Result<[u8; C
 // datagram, so record boundaries survive (a stream-like memory BIO would glue them).
 
 #[derive(Default)]
-struct DgramIo {
-    inbox: VecDeque<Vec<u8>>,
-    outbox: Vec<Vec<u8>>,
+pub(super) struct DgramIo {
+    pub(super) inbox: VecDeque<Vec<u8>>,
+    pub(super) outbox: Vec<Vec<u8>>,
 }
 
 impl Read for DgramIo {
@@ -522,7 +522,7 @@ fn looks_like_client_hello(d: &[u8]) -> bool {
 
 /// How often to give OpenSSL a chance to retransmit a lost handshake flight.
 const RETRANSMIT_TICK: Duration = Duration::from_millis(500);
-const DTLS_CTRL_HANDLE_TIMEOUT: c_int = 74;
+pub(super) const DTLS_CTRL_HANDLE_TIMEOUT: c_int = 74;
 
 struct PeerTask {
     stream: DtlsStream,

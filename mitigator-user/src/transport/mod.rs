@@ -31,15 +31,23 @@
 //! never blocks another; their number is bounded, and over DTLS no state at all is kept
 //! for a peer until it has echoed a cookie (it proved it owns its address).
 //!
+//! Client side (for the DOTS client, `crate::client_dots`): [`ClientSecurity`] (PSK or
+//! certificate, and the server's CA), [`dtls_client::connect`] and [`tls_client::connect`],
+//! both giving a [`ClientLink`] of byte buffers.
+//!
 //! TLS is certificate-only: rustls has no (external) PSK support, so PSK clients use DTLS
 //! (which is what libcoap's PSK clients do anyway).
 
+pub mod client;
 pub mod credential;
 pub mod dtls;
+pub mod dtls_client;
 pub mod tls;
+pub mod tls_client;
 
 use std::time::Duration;
 
+pub use client::{ClientCredential, ClientLink, ClientSecurity};
 pub use credential::{Credential, PeerInfo, SecurityConfig, Transport};
 pub use dtls::{DtlsOptions, DtlsSender, DtlsServer, DtlsSession};
 pub use tls::{TlsOptions, TlsServer};
