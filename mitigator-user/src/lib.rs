@@ -10,6 +10,7 @@ pub mod api;
 pub mod certs;
 pub mod cli;
 pub mod client;
+pub mod client_dots;
 pub mod compiler;
 pub mod config;
 pub mod daemon;

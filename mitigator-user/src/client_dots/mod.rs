@@ -1,0 +1,3 @@
+//! DOTS client (RFC 9132 signal channel).
+
+pub mod session;
