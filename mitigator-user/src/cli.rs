@@ -92,6 +92,12 @@ pub enum Command {
         #[arg(long)]
         keep_enforcing: bool,
     },
+    /// DOTS client: ask a DOTS server (an upstream provider, or another mitigator) for
+    /// mitigation over the signal channel (RFC 9132).
+    Client {
+        #[command(subcommand)]
+        command: crate::client_dots::cli::ClientCommand,
+    },
     /// Remove pinned programs and maps left by a daemon that is not running.
     Uninstall {
         #[arg(long)]
@@ -116,6 +122,10 @@ pub mod exit {
 }
 
 pub async fn main(cli: Cli) -> ExitCode {
+    // The DOTS client talks to a DOTS server, not to the local daemon: its own exit codes.
+    if let Command::Client { command } = cli.command {
+        return crate::client_dots::cli::main(command).await;
+    }
     let result = dispatch(cli).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,6 +172,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}", if keep_enforcing { "daemon stopped; the data plane keeps enforcing" } else { "daemon stopped; data plane detached" });
             Ok(())
         }
+        Command::Client { .. } => unreachable!("handled in main"),
         Command::Uninstall { config } => {
             let cfg = match config {
                 Some(p) => Config::load(&p)?,

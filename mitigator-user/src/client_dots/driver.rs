@@ -143,13 +143,14 @@ impl Driver {
             let link = match connect::connect(&self.cfg, &mut self.cache).await {
                 Ok(link) => link,
                 Err(e) => {
-                    warn!(error = %e, retry_in = ?backoff, "cannot establish the signal channel session");
                     if let Some(first) = self.first.take() {
                         // The first attempt's failure is the caller's error, not a retry.
                         self.state.send_replace(SessionState::Closed);
                         let _ = first.send(Err(e));
                         return;
                     }
+                    // 4.7 note: "alert administrators about the failure to establish a (D)TLS session".
+                    warn!(error = %e, retry_in = ?backoff, "cannot establish the signal channel session");
                     self.state.send_replace(SessionState::Lost { reason: e.to_string() });
                     if !self.wait(backoff, &e).await {
                         return;
