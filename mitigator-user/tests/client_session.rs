@@ -135,6 +135,8 @@ async fn the_client_reconnects_after_the_server_restarts() {
         .expect("session loss detected")
         .is_ok();
     assert!(lost);
+    // While down, requests fail at once, saying why.
+    assert!(matches!(client.status(None).await, Err(ClientError::Unreachable(_))));
     // ...and re-established with the restarted server on the same port.
     let b2 = Arc::new(Behaviour::default());
     let _server = FakeDots::start(addr, &sec, b2.clone()).await;
@@ -161,24 +163,20 @@ async fn a_silent_server_is_declared_lost_after_missing_hb_allowed_heartbeats() 
     cfg.negotiate = false;
     cfg.initial.heartbeat_interval = Duration::from_millis(200);
     cfg.initial.missing_hb_allowed = 3;
-    cfg.reconnect_min = Duration::from_secs(60); // stay lost: no reconnection during the test
     let client = DotsClient::connect(cfg).await.unwrap();
     eventually("heartbeats answered", Duration::from_secs(5), || client.stats().heartbeats_answered.load(Ordering::Relaxed) >= 2).await;
     assert!(matches!(client.state(), SessionState::Up { .. }));
     b.silent.store(true, Ordering::SeqCst);
     let sent_before = b.count(Code::PUT, "/hb");
-    let mut states = client.state_changes();
-    tokio::time::timeout(Duration::from_secs(10), states.wait_for(|s| matches!(s, SessionState::Lost { .. })))
-        .await
-        .expect("loss detected")
-        .unwrap();
-    // Exactly missing-hb-allowed heartbeats went unanswered before the verdict (one
+    // The Lost state is brief (4.7: the client "MUST then try to reestablish" at once),
+    // so watch the counters rather than the state.
+    eventually("loss detected", Duration::from_secs(10), || client.stats().sessions_lost.load(Ordering::Relaxed) == 1).await;
+    // Exactly missing-hb-allowed heartbeats went unanswered before the verdict (one more
     // may have been in flight when the server went silent).
     let unanswered = b.count(Code::PUT, "/hb") - sent_before;
     assert!((3..=4).contains(&unanswered), "{unanswered} heartbeats before loss");
-    assert_eq!(client.stats().sessions_lost.load(Ordering::Relaxed), 1);
-    // Requests while down fail at once, saying why.
-    assert!(matches!(client.status(None).await, Err(ClientError::Unreachable(_))));
+    // A new session was established right away.
+    eventually("new session", Duration::from_secs(10), || b.sessions.load(Ordering::SeqCst) == 2).await;
     client.close().await;
 }
 
@@ -207,11 +205,15 @@ async fn wrong_psk_is_a_credentials_error_and_no_server_is_unreachable() {
     let b = Arc::new(Behaviour::default());
     let server = FakeDots::start("127.0.0.1:0".parse().unwrap(), &server_security(&dir), b.clone()).await;
     let mut cfg = client_config(server.addr, &dir);
-    cfg.security.credential = mitigator::transport::ClientCredential::Psk { identity: PSK_ID.into(), key: b"wrong".to_vec() };
-    match DotsClient::connect(cfg).await {
-        Err(ClientError::Credentials(m)) => eprintln!("as expected: {m}"),
-        Err(e) => panic!("expected a credentials error, got {e}"),
-        Ok(_) => panic!("connected with a wrong key"),
+    // An unknown identity (the server alerts) and a wrong key (DTLS drops the bad
+    // Finished silently, so the handshake stalls after the server answered).
+    for (identity, key) in [("mallory", PSK_KEY), (PSK_ID, &b"wrong"[..])] {
+        cfg.security.credential = mitigator::transport::ClientCredential::Psk { identity: identity.into(), key: key.to_vec() };
+        match DotsClient::connect(cfg.clone()).await {
+            Err(ClientError::Credentials(m)) => eprintln!("as expected: {m}"),
+            Err(e) => panic!("{identity}: expected a credentials error, got {e}"),
+            Ok(_) => panic!("{identity}: connected with a bad credential"),
+        }
     }
     let nobody = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     match DotsClient::connect(client_config(nobody, &dir)).await {

@@ -60,7 +60,14 @@ pub async fn connect(server: SocketAddr, host: &str, sec: &ClientSecurity, opts:
     let socket = UdpSocket::bind(bind).await?;
     socket.connect(server).await?;
     let deadline = Instant::now() + opts.handshake_timeout;
-    match tokio::time::timeout_at(deadline, handshake(&mut stream, &socket)).await {
+    let mut heard = false;
+    match tokio::time::timeout_at(deadline, handshake(&mut stream, &socket, &mut heard)).await {
+        // DTLS drops records it cannot authenticate (RFC 6347 4.1.2.7): with a wrong PSK
+        // key the server answers our hello and then waits for a Finished it discarded.
+        // A server that answered but never finished is refusing our credential.
+        Err(_) if heard && past_hello(&stream) => {
+            return Err(TransportError::Config("handshake stalled after the server answered: wrong key?".into()))
+        }
         Err(_) => return Err(TransportError::Io(std::io::ErrorKind::TimedOut.into())),
         Ok(r) => r?,
     }
@@ -131,7 +138,12 @@ async fn flush(stream: &mut Stream, socket: &UdpSocket) -> Result<()> {
     Ok(())
 }
 
-async fn handshake(stream: &mut Stream, socket: &UdpSocket) -> Result<()> {
+/// True once the server's hello arrived (we are past the cookie exchange).
+fn past_hello(stream: &Stream) -> bool {
+    stream.ssl().version2().is_some() || stream.ssl().current_cipher().is_some()
+}
+
+async fn handshake(stream: &mut Stream, socket: &UdpSocket, heard: &mut bool) -> Result<()> {
     let mut buf = vec![0u8; 65_536];
     loop {
         let r = stream.do_handshake();
@@ -150,6 +162,7 @@ async fn handshake(stream: &mut Stream, socket: &UdpSocket) -> Result<()> {
             // ECONNREFUSED (ICMP port unreachable) surfaces here: nobody listens.
             Ok(r) => {
                 let n = r?;
+                *heard = true;
                 stream.get_mut().inbox.push_back(buf[..n].to_vec());
             }
             Err(_) => handle_timeout(stream),
