@@ -47,8 +47,11 @@ impl Filter {
 pub struct Measured {
     pub filter: Filter,
     pub window_s: f64,
-    /// trafgen's packets over its whole run (warm-up included) / its run time.
+    /// Attacker eth0 TX packets/s: what trafgen got onto the wire.
     pub sent_pps: f64,
+    /// Frames the bridge could not hand to the host's veth (TX drops of
+    /// its bridge port): lost before any filter ran, legitimate or not.
+    pub ring_drop_pps: f64,
     /// Host eth0 RX packets/s (`ip -s link`).
     pub rx_pps: f64,
     /// Drops/s by the filter's own counter (XDP counters, nft counter).
@@ -99,8 +102,8 @@ fn install(f: Filter, host: &Host) -> anyhow::Result<Installed> {
         Filter::None => Installed::None,
         Filter::Nftables => {
             let rules = format!(
-                "table netdev {NFT_TABLE} {{ chain ingress {{ type filter hook ingress device \"eth0\" priority 0; \
-                 ip daddr {} meta l4proto udp counter drop; }} }}",
+                "table netdev {NFT_TABLE} {{\n  chain ingress {{\n    type filter hook ingress device \"eth0\" priority 0;\n    \
+                 ip daddr {} meta l4proto udp counter drop\n  }}\n}}\n",
                 host.v4
             );
             ok_output(host.command("nft").args(["-f", "-"]).stdin(write_stdin(&rules)?))?;
@@ -129,9 +132,31 @@ fn mac(h: &Host) -> anyhow::Result<String> {
     v[0]["address"].as_str().map(str::to_owned).context("eth0 has no MAC")
 }
 
-fn rx_packets(h: &Host) -> anyhow::Result<u64> {
-    let v: serde_json::Value = serde_json::from_str(&ok_output(h.command("ip").args(["-j", "-s", "link", "show", "eth0"]))?)?;
-    v[0]["stats64"]["rx"]["packets"].as_u64().context("no rx counter")
+/// A counter of `ip -s link`: `dir` is rx or tx, `what` packets or dropped.
+fn link_counter(ns: &str, dev: &str, dir: &str, what: &str) -> anyhow::Result<u64> {
+    let out = ok_output(Command::new("ip").args(["-n", ns, "-j", "-s", "link", "show", dev]))?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    v[0]["stats64"][dir][what].as_u64().with_context(|| format!("no {dir} {what} counter on {dev}"))
+}
+
+/// The counters read at both ends of the measurement window.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    at: Instant,
+    sent: u64,
+    rx: u64,
+    ring_drops: u64,
+    dropped: Option<u64>,
+}
+
+fn snapshot(h: &Hosts, inst: &Installed) -> anyhow::Result<Snapshot> {
+    Ok(Snapshot {
+        sent: link_counter(&h.attacker.ns, "eth0", "tx", "packets")?,
+        rx: link_counter(&h.host.ns, "eth0", "rx", "packets")?,
+        ring_drops: link_counter(&h.switch, "p-host", "tx", "dropped")?,
+        dropped: dropped(inst)?,
+        at: Instant::now(),
+    })
 }
 
 /// Packets the filter dropped so far, by its own counter.
@@ -162,17 +187,12 @@ fn trafgen_conf(attacker: &Host, host: &Host) -> anyhow::Result<String> {
     ))
 }
 
-/// Packets trafgen reports sending ("N packets outgoing").
-fn trafgen_sent(out: &str) -> Option<u64> {
-    out.lines().find(|l| l.contains("packets outgoing")).and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse().ok())
-}
 
 fn one(f: Filter, lab: &Hosts, conf: &std::path::Path, o: &Opts) -> anyhow::Result<Measured> {
     let inst = install(f, &lab.host)?;
     let warmup = Duration::from_secs(1);
     // Long enough to cover warm-up, window and the client's last timeout.
     let run_s = warmup.as_secs() + o.seconds + 2;
-    let started = Instant::now();
     let gen = lab
         .attacker
         .command("timeout")
@@ -183,20 +203,23 @@ fn one(f: Filter, lab: &Hosts, conf: &std::path::Path, o: &Opts) -> anyhow::Resu
         .spawn()
         .context("starting trafgen")?;
     std::thread::sleep(warmup);
-    let (rx0, d0, t0) = (rx_packets(&lab.host)?, dropped(&inst)?, Instant::now());
+    let a = snapshot(lab, &inst)?;
     let (tx_ok, tx_failed) = traffic::tcp_rate(&lab.client, lab.host.v4.into(), PORT, Duration::from_secs(o.seconds), Duration::ZERO)?;
-    let (rx1, d1, window_s) = (rx_packets(&lab.host)?, dropped(&inst)?, t0.elapsed().as_secs_f64());
+    let b = snapshot(lab, &inst)?;
     let out = gen.wait_with_output()?;
-    let gen_s = started.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let sent = trafgen_sent(&text).with_context(|| format!("trafgen printed no packet count:\n{text}"))?;
+    if !String::from_utf8_lossy(&out.stdout).contains("packets outgoing") {
+        bail!("trafgen did not run: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
     drop(inst);
+    let window_s = (b.at - a.at).as_secs_f64();
+    let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / window_s;
     Ok(Measured {
         filter: f,
         window_s,
-        sent_pps: sent as f64 / gen_s,
-        rx_pps: (rx1 - rx0) as f64 / window_s,
-        dropped_pps: d0.zip(d1).map(|(a, b)| (b - a) as f64 / window_s),
+        sent_pps: rate(a.sent, b.sent),
+        ring_drop_pps: rate(a.ring_drops, b.ring_drops),
+        rx_pps: rate(a.rx, b.rx),
+        dropped_pps: a.dropped.zip(b.dropped).map(|(x, y)| rate(x, y)),
         tx_ok,
         tx_failed,
     })
@@ -206,12 +229,15 @@ struct Hosts {
     host: Host,
     attacker: Host,
     client: Host,
+    /// The bridge's namespace.
+    switch: String,
 }
 
 pub fn run(o: &Opts) -> anyhow::Result<Flood> {
     step("flood: creating the lab (namespaces mtgb-{host,attacker,client} on a bridge)");
     let mut lab = Lab::new("mtgb")?;
-    let hosts = Hosts { host: lab.add_host("host", 10)?, attacker: lab.add_host("attacker", 66)?, client: lab.add_host("client", 20)? };
+    let switch = lab.switch_ns().to_string();
+    let hosts = Hosts { host: lab.add_host("host", 10)?, attacker: lab.add_host("attacker", 66)?, client: lab.add_host("client", 20)?, switch };
     // A fresh connection per transaction: let the client reuse TIME_WAIT
     // ports, or thousands of transactions per second exhaust them.
     for kv in ["net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"] {
@@ -225,9 +251,10 @@ pub fn run(o: &Opts) -> anyhow::Result<Flood> {
         step(&format!("flood: {} ({} s of UDP flood and TCP transactions)", f.name(), o.seconds));
         let m = one(f, &hosts, &conf, o)?;
         step(&format!(
-            "flood: {}: sent {:.0} pps, host rx {:.0} pps, dropped {}, {:.0} transactions/s ({} failed)",
+            "flood: {}: sent {:.0} pps, lost at the host's veth {:.0} pps, host rx {:.0} pps, dropped {}, {:.0} transactions/s ({} failed)",
             f.name(),
             m.sent_pps,
+            m.ring_drop_pps,
             m.rx_pps,
             m.dropped_pps.map(|d| format!("{d:.0} pps")).unwrap_or("-".into()),
             m.tps(),
@@ -243,12 +270,13 @@ fn table(rows: &[Measured]) -> Table {
     let mut t = Table::new(
         "flood",
         "UDP flood over veth, with legitimate TCP transactions",
-        &["filter", "trafgen sent pps", "host eth0 rx pps (ip -s link)", "dropped pps (filter's counter)", "TCP transactions/s", "failed transactions", "window s"],
+        &["filter", "sent pps (attacker eth0 TX)", "lost before the host's veth pps (bridge port TX drops)", "host eth0 rx pps (ip -s link)", "dropped pps (filter's counter)", "TCP transactions/s", "failed transactions", "window s"],
     );
     for m in rows {
         t.row(vec![
             m.filter.name().into(),
             format!("{:.0}", m.sent_pps),
+            format!("{:.0}", m.ring_drop_pps),
             format!("{:.0}", m.rx_pps),
             m.dropped_pps.map(|d| format!("{d:.0}")).unwrap_or("n/a (no filter)".into()),
             format!("{:.0}", m.tps()),

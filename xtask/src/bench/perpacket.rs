@@ -33,6 +33,7 @@ const RULES_PORT: &[&str] = &["port", "80", "-p", "tcp", "-m", "dst"];
 fn describe(case: &str) -> &'static str {
     match case {
         "no-match-empty" => "no match, empty rules (IPv4 TCP ACK to an unprotected address)",
+        "no-match-empty-raw" => "same, but the test run's ifindex has no interface-counter entry (a bare test run; attached interfaces have one)",
         "no-match-1-target" => "no match, 1 target (host route) elsewhere",
         "matched-passed" => "matched a target, passed its checks (fragments, reflection, bad TCP flags)",
         "drop-scope" => "dropped by scope (IPv4 TCP SYN to port 80 of a drop-all target)",

@@ -114,3 +114,4 @@ pub fn load_floor(work: &Path, bpffs: &PrivateBpffs) -> anyhow::Result<Prog> {
     crate::run(Command::new("bpftool").args(["prog", "load"]).arg(&o).arg(&pin).args(["type", "xdp"]))?;
     Ok(Prog::Pinned(pin))
 }
+

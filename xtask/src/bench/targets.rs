@@ -21,14 +21,15 @@ fn no_match(pp: Option<&PerPacket>) -> Target {
         name: "no-match path within 10 ns/packet of the XDP_PASS floor",
         met: None,
         figures: "per-packet section not run".into(),
-        if_missed: "A packet that matches nothing still pays for parsing up to L4, two CONFIG array \
-            lookups (generation, then its flags), the host-route hash lookup when targets exist, and \
-            the per-CPU interface counter: under BPF_PROG_TEST_RUN the ingress ifindex is the \
-            loopback's, which has no IFACE_STATS entry, so that is two hash lookups (miss, then key 0) \
-            where an attached interface does one. What would reach it: count interfaces in a per-CPU \
-            array indexed by a small slot (no hash), fold the generation and its flags into one \
-            array value (one lookup), and stop parsing at L3 when the generation holds no \
-            port-dependent rule and no list (the destination decides first).",
+        if_missed: "A packet that matches nothing still pays for parsing up to L4 (ports are parsed \
+            before the lists and targets are consulted), two CONFIG array lookups (the generation, \
+            then its flags), the host-route hash lookup when the generation has targets, and a \
+            per-CPU hash lookup for the interface counters (keyed by ifindex). The row \
+            no-match-empty-raw shows what a bare test run adds when the ifindex has no counter \
+            entry (a second lookup). What would reach it: interface counters in a per-CPU array \
+            indexed by a small slot that the daemon assigns on attach (no hash), the generation \
+            and its flags in one array value (one lookup), and parsing ports only once a target \
+            matched (lists and target lookups need only the addresses).",
     };
     let Some(pp) = pp else { return t };
     let (Some(floor), Some(empty), Some(one)) =
@@ -74,14 +75,19 @@ fn flood(fl: Option<&Flood>) -> Target {
         name: "under flood, legitimate TCP transactions with XDP native ≥ 5× those with nftables",
         met: None,
         figures: "flood section not run".into(),
-        if_missed: "On veth, \"native\" XDP still receives an skb: the sender (trafgen's AF_PACKET \
-            socket) allocated it, veth hands it over, and the program runs on it before the stack, \
-            which saves the IP layer but not the allocation, so an nftables rule at the netdev \
-            ingress hook drops almost as early. The flood's cost also lands on the sending CPU \
-            (veth transmit runs the receive path inline), so the 2-core machine spends the same \
-            time generating packets in every case. The gap XDP is built for appears on a NIC \
-            whose driver runs XDP on its receive ring, before any skb exists; measuring that needs \
-            such a NIC and a generator on another machine (or a physical loop).",
+        if_missed: "On veth, XDP does not run before the skb exists: the flood arrives as skbs that \
+            trafgen's AF_PACKET socket allocated, with little headroom, and both XDP paths need 256 \
+            bytes of headroom and a private linear buffer, so the kernel copies every flood packet \
+            first (native veth XDP: veth_convert_skb_to_xdp_buff copies into a page; generic: \
+            netif_receive_generic_xdp expands the head), while the nftables ingress hook drops \
+            the skb as it is. Attaching a native program also moves all of the host veth's \
+            receive onto its NAPI ring, shared by the flood and the legitimate packets. So on \
+            veth an nftables ingress rule is as cheap as XDP or cheaper, and the 5× is out of \
+            reach by construction. What would reach it: a NIC whose driver runs XDP on its \
+            receive ring, before any skb exists, with the generator on another machine; or, in a \
+            lab, a generator that sends XDP frames (xdp-trafficgen, which xdp-tools ships) over a \
+            veth pair straight into the host, without the bridge, so that frames reach the \
+            host's native program as xdp_frames, not skbs.",
     };
     let Some(fl) = fl else { return t };
     let tps = |f: Filter| fl.rows.iter().find(|m| m.filter == f).map(|m| m.tps());
@@ -99,15 +105,16 @@ pub fn evaluate(pp: Option<&PerPacket>, sc: Option<&Scaling>, fl: Option<&Flood>
             pp,
             "drop-scope",
             "drop by scope at least as fast as xdp-filter's simplest mode",
-            "Our scope drop does what a DOTS mitigation scope needs and xdp-filter does not: it parses \
-             up to L4 for every packet, reads the generation, looks up the destination, then reads \
-             the target's policy (protocol bitmap, port ranges, countermeasure flags) and updates \
-             per-CPU per-target counters by reason as well as the interface counters; xdp-filter \
-             (ip mode) looks up the address in one hash map and bumps one per-CPU counter. What \
-             would reach it: one per-CPU counter update per packet instead of two (derive the \
-             interface totals from the per-target counters for target verdicts), a policy fast \
-             path for drop-all targets (no port loop), and the single-lookup generation/flags \
-             word.",
+            "Our scope drop does what a DOTS mitigation scope needs and xdp-filter does not: after \
+             parsing up to L4 and reading the generation and its flags, it looks up the destination, \
+             reads the target's policy (protocol bitmap, port ranges, countermeasure flags) and \
+             updates two sets of per-CPU counters (per target and reason, per interface); \
+             xdp-filter's ip mode parses to L3, does at most two exact-match hash lookups \
+             (source, destination) and bumps one per-CPU counter. What would reach it: one \
+             counter update per packet (derive the interface totals of target verdicts from the \
+             per-target counters), interface counters in an array rather than a hash, a fast path \
+             for drop-all policies (no port loop), and the generation with its flags in one \
+             lookup.",
         ),
         vs_xdp_filter(
             pp,
