@@ -78,8 +78,8 @@ fn flood(fl: Option<&Flood>) -> Target {
         if_missed: "On veth, XDP does not run before the skb exists: the flood arrives as skbs that \
             trafgen's AF_PACKET socket allocated, with little headroom, and both XDP paths need 256 \
             bytes of headroom and a private linear buffer, so the kernel copies every flood packet \
-            first (native veth XDP: veth_convert_skb_to_xdp_buff copies into a page; generic: \
-            netif_receive_generic_xdp expands the head), while the nftables ingress hook drops \
+            first (the veth driver's native XDP path copies it into a page of its own; the generic \
+            path reallocates it), while the nftables ingress hook drops \
             the skb as it is. Attaching a native program also moves all of the host veth's \
             receive onto its NAPI ring, shared by the flood and the legitimate packets. So on \
             veth an nftables ingress rule is as cheap as XDP or cheaper, and the 5× is out of \
@@ -109,8 +109,8 @@ pub fn evaluate(pp: Option<&PerPacket>, sc: Option<&Scaling>, fl: Option<&Flood>
              parsing up to L4 and reading the generation and its flags, it looks up the destination, \
              reads the target's policy (protocol bitmap, port ranges, countermeasure flags) and \
              updates two sets of per-CPU counters (per target and reason, per interface); \
-             xdp-filter's ip mode parses to L3, does at most two exact-match hash lookups \
-             (source, destination) and bumps one per-CPU counter. What would reach it: one \
+             xdp-filter's ip mode does exact-match hash lookups of the source and destination \
+             addresses and bumps one per-CPU counter. What would reach it: one \
              counter update per packet (derive the interface totals of target verdicts from the \
              per-target counters), interface counters in an array rather than a hash, a fast path \
              for drop-all policies (no port loop), and the generation with its flags in one \
