@@ -83,7 +83,7 @@ fn flood(fl: Option<&Flood>) -> Target {
             the skb as it is. Attaching a native program also moves all of the host veth's \
             receive onto its NAPI ring, shared by the flood and the legitimate packets. So on \
             veth an nftables ingress rule is as cheap as XDP or cheaper, and the 5× is out of \
-            reach by construction. What would reach it: a NIC whose driver runs XDP on its \
+            reach in this lab. What would reach it: a NIC whose driver runs XDP on its \
             receive ring, before any skb exists, with the generator on another machine; or, in a \
             lab, a generator that sends XDP frames (xdp-trafficgen, which xdp-tools ships) over a \
             veth pair straight into the host, without the bridge, so that frames reach the \
