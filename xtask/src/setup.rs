@@ -19,6 +19,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("nftables", "the nftables baseline"),
     ("netsniff-ng", "trafgen, the flood generator"),
     ("hping3", "floods in the demo"),
+    ("clang", "compiles the XDP_PASS floor of cargo xtask bench"),
     ("curl", "the API and data-channel tests"),
     ("openssl", "certificates"),
     ("libssl-dev", "OpenSSL headers for the DTLS transport (openssl crate)"),
