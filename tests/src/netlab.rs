@@ -95,6 +95,12 @@ impl Lab {
         Ok(lab)
     }
 
+    /// The switch namespace's name (its bridge port for host `name` is
+    /// `p-<name>`): for reading the bridge side's counters.
+    pub fn switch_ns(&self) -> &str {
+        &self.switch
+    }
+
     fn sw(&self, args: &[&str]) -> anyhow::Result<Output> {
         let mut full = vec!["ip", "netns", "exec", self.switch.as_str()];
         full.extend_from_slice(args);

@@ -5,7 +5,9 @@
 //! - `demo`: set up, build, and run the lab demo until Ctrl-C.
 //! - `test`: set up, build, run the whole suite (what `.ci/run` calls).
 //! - `fuzz --seconds N`: run every fuzz target for N seconds each.
+//! - `bench`: measure the data plane, write BENCHMARKS.md and benchmarks/*.csv.
 
+mod bench;
 mod demo;
 mod setup;
 
@@ -42,6 +44,25 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Set up, build, benchmark the data plane (as root); writes
+    /// BENCHMARKS.md and benchmarks/*.csv.
+    Bench {
+        /// BPF_PROG_TEST_RUN repetitions per measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+        /// Measurements per figure (median and min are reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Measurement window of each flood case.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Run only these sections (default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<bench::Section>,
+        /// Write BENCHMARKS.md and benchmarks/ here (default: the repository).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() {
@@ -51,6 +72,7 @@ fn main() {
         Task::Demo { seconds } => demo::demo(seconds),
         Task::Test { args } => test(&args),
         Task::Fuzz { seconds } => fuzz(seconds),
+        Task::Bench { repeat, rounds, seconds, only, out } => bench::bench(repeat, rounds, seconds, &only, out),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::{bail, Context};
 
-use crate::{have, run, step};
+use crate::{run, step};
 
 /// Debian packages: the real peers and tools the tests and the demo use.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
@@ -19,6 +19,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("nftables", "the nftables baseline"),
     ("netsniff-ng", "trafgen, the flood generator"),
     ("hping3", "floods in the demo"),
+    ("clang", "compiles the XDP_PASS floor of cargo xtask bench"),
     ("curl", "the API and data-channel tests"),
     ("openssl", "certificates"),
     ("libssl-dev", "OpenSSL headers for the DTLS transport (openssl crate)"),
@@ -103,11 +104,21 @@ fn nightly_rust_src() -> anyhow::Result<()> {
 /// bpf-linker 0.13 links against rustc's own LLVM: a folder whose
 /// lib/libLLVM.so points at the nightly sysroot's libLLVM is its prefix.
 fn bpf_linker() -> anyhow::Result<()> {
-    if have("bpf-linker", &["--version"]) {
+    let sysroot = nightly_sysroot()?;
+    // bpf-linker loads the nightly's libLLVM at run time (rustc puts the
+    // sysroot's lib/ on the library path when it calls the linker), so it
+    // is checked the same way: a bpf-linker built against an older nightly
+    // fails here and is rebuilt.
+    let works = Command::new("bpf-linker")
+        .arg("--version")
+        .env("LD_LIBRARY_PATH", sysroot.join("lib"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if works {
         step("bpf-linker: present");
         return Ok(());
     }
-    let sysroot = nightly_sysroot()?;
     let llvm = std::fs::read_dir(sysroot.join("lib"))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -126,7 +137,7 @@ fn bpf_linker() -> anyhow::Result<()> {
     step(&format!("cargo install bpf-linker (against rustc's LLVM {major}, about 2 minutes)"));
     run(Command::new("cargo")
         .env("LLVM_PREFIX", &prefix)
-        .args(["install", "bpf-linker", "--locked", "--no-default-features", "--features"])
+        .args(["install", "bpf-linker", "--force", "--locked", "--no-default-features", "--features"])
         .arg(format!("llvm-{major}")))
     .context("cannot build bpf-linker; see DESIGN.md's toolchain facts")
 }

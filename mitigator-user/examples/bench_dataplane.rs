@@ -1,0 +1,296 @@
+//! Bench-only helper for `cargo xtask bench` (not part of the daemon): it
+//! drives `mitigator::dataplane` the way the benchmark needs and prints
+//! tab-separated lines that xtask parses. Needs root (BPF).
+//!
+//! ```text
+//! bench_dataplane serve <pkt-dir>
+//!     loads one Dataplane per rule set, writes each case's packet to
+//!     <pkt-dir>/<case>.bin, prints
+//!         prog  <ruleset> <kernel prog id>
+//!         case  <name> <ruleset> <file> <expected action>
+//!         ready
+//!     then answers stdin commands until EOF (the programs stay loaded, so
+//!     `bpftool prog run id …` can run them meanwhile):
+//!         aya <case> <repeat>   →   <action> <avg ns>
+//! bench_dataplane scale <repeat> <rounds> <size,size,…>
+//!     for host routes (/32), LPM prefixes (/24) and drop-list entries:
+//!         scale <kind> <n> <apply ms> <median ns> <min ns> <action>
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, Write},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{bail, Context, Result};
+use ipnet::IpNet;
+use mitigator::dataplane::{
+    testpkt::{Ext, PacketBuilder, TCP_ACK, TCP_SYN},
+    Dataplane, DataplaneOptions, RuleSet, TargetRule,
+};
+use aya::maps::{PerCpuHashMap, PerCpuValues};
+use mitigator_common::{policy_flags as pf, IfaceStats, Policy, PortRange};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// The packets of the per-packet table; addresses match `rule_sets`.
+const SRC: [u8; 4] = [192, 0, 2, 1];
+const LISTED_SRC: [u8; 4] = [192, 0, 2, 66];
+const ELSEWHERE: [u8; 4] = [203, 0, 113, 99];
+const PASS_DST: [u8; 4] = [198, 51, 100, 7];
+const SCOPE_DST: [u8; 4] = [198, 51, 100, 8];
+const RATE_DST: [u8; 4] = [198, 51, 100, 9];
+const SRC6: &str = "2001:db8:1::1";
+const SCOPE_DST6: &str = "2001:db8:2::8";
+/// The reflection ports of the default configuration.
+const REFLECTION_PORTS: &[u16] = &[17, 19, 53, 111, 123, 137, 161, 389, 520, 1434, 1900, 3283, 3702, 5353, 5683, 10001, 11211];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["serve", dir] => serve(Path::new(dir)),
+        ["scale", repeat, rounds, sizes] => {
+            let sizes: Vec<u32> = sizes.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            scale(repeat.parse()?, rounds.parse()?, &sizes)
+        }
+        _ => bail!("usage: bench_dataplane serve <pkt-dir> | scale <repeat> <rounds> <sizes>"),
+    }
+}
+
+fn policy(flags: u32, protos: &[u8], ports: &[(u16, u16)]) -> Policy {
+    let mut p = Policy::empty();
+    p.flags = flags | pf::ACTIVE;
+    for &pr in protos {
+        p.protos[(pr >> 6) as usize] |= 1 << (pr & 63);
+    }
+    for (i, &(lo, hi)) in ports.iter().enumerate() {
+        p.ports[i] = PortRange { lo, hi };
+    }
+    p.n_ports = ports.len() as u32;
+    p
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("constant prefix")
+}
+
+/// Drop everything TCP to port 80 of SCOPE_DST (v4 and v6).
+fn scope_target(id: u32) -> TargetRule {
+    TargetRule { id, prefixes: vec![net("198.51.100.8/32"), net("2001:db8:2::8/128")], policy: policy(pf::DROP_ALL, &[6], &[(80, 80)]) }
+}
+
+/// The rule sets the cases run against, by name.
+fn rule_sets() -> BTreeMap<&'static str, RuleSet> {
+    let all = &[1, 6, 17, 58, 132];
+    // The default profile's stateless checks; TCP ACKs pass all of them.
+    let checks = policy(pf::DROP_FRAGMENTS | pf::DROP_REFLECTION | pf::DROP_BAD_TCP_FLAGS, all, &[]);
+    let mut rate = policy(pf::RATE_LIMIT_SRC, all, &[]);
+    rate.src_pps = 1;
+    rate.src_pps_burst = 1;
+    let targets = vec![
+        TargetRule { id: 1, prefixes: vec![net("198.51.100.7/32")], policy: checks },
+        scope_target(2),
+        TargetRule { id: 3, prefixes: vec![net("198.51.100.9/32")], policy: rate },
+    ];
+    let mut m = BTreeMap::new();
+    m.insert("empty", RuleSet::default());
+    // The same, left without the interface-counter entry that the others
+    // get for the test run's ifindex (see `add_test_run_iface_entry`).
+    m.insert("empty-no-iface-entry", RuleSet::default());
+    m.insert("one-target", RuleSet { targets: vec![scope_target(2)], ..Default::default() });
+    m.insert("targets", RuleSet { targets: targets.clone(), ..Default::default() });
+    m.insert("targets+drop-list", RuleSet { targets, accept: vec![], drop: vec![net("192.0.2.66/32")] });
+    m
+}
+
+struct Case {
+    name: &'static str,
+    rules: &'static str,
+    pkt: Vec<u8>,
+    expect: u32,
+}
+
+fn cases() -> Vec<Case> {
+    let v6 = |s: &str| s.parse::<Ipv6Addr>().expect("constant").octets();
+    let c = |name, rules, b: PacketBuilder, expect| Case { name, rules, pkt: b.build(), expect };
+    vec![
+        c("no-match-empty", "empty", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
+        c("no-match-empty-raw", "empty-no-iface-entry", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
+        c("no-match-1-target", "one-target", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
+        c("matched-passed", "targets", PacketBuilder::ipv4(SRC, PASS_DST).tcp(40000, 443, TCP_ACK), XDP_PASS),
+        c("drop-scope", "targets", PacketBuilder::ipv4(SRC, SCOPE_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
+        c("drop-list", "targets+drop-list", PacketBuilder::ipv4(LISTED_SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_DROP),
+        c("rate-limited", "targets", PacketBuilder::ipv4(SRC, RATE_DST).udp(40000, 5000).payload(64), XDP_DROP),
+        c(
+            "ipv6-ext-scope",
+            "targets",
+            PacketBuilder::ipv6(v6(SRC6), v6(SCOPE_DST6))
+                .ext(Ext::HopByHop)
+                .ext(Ext::Routing)
+                .ext(Ext::DestOpts { extra: 0 })
+                .tcp(40000, 80, TCP_SYN),
+            XDP_DROP,
+        ),
+        c(
+            "double-vlan-scope",
+            "targets",
+            PacketBuilder::ipv4(SRC, SCOPE_DST).vlan(0x88A8, 100).vlan(0x8100, 200).tcp(40000, 80, TCP_SYN),
+            XDP_DROP,
+        ),
+    ]
+}
+
+/// Ids of the BPF programs this process holds open, read from
+/// /proc/self/fdinfo: how we name our loaded program to `bpftool` without
+/// touching the dataplane's internals.
+fn own_prog_ids() -> Result<Vec<u32>> {
+    let mut ids = vec![];
+    for e in std::fs::read_dir("/proc/self/fd")? {
+        let fd = e?.file_name();
+        let link = std::fs::read_link(Path::new("/proc/self/fd").join(&fd)).unwrap_or_default();
+        if link.to_string_lossy() != "anon_inode:bpf-prog" {
+            continue;
+        }
+        let info = std::fs::read_to_string(Path::new("/proc/self/fdinfo").join(&fd)).unwrap_or_default();
+        if let Some(id) = info.lines().find_map(|l| l.strip_prefix("prog_id:")) {
+            ids.push(id.trim().parse()?);
+        }
+    }
+    Ok(ids)
+}
+
+/// Test runs see the loopback device's ifindex (1), which has no entry in
+/// the per-interface counters, so the program looks it up, misses, and
+/// counts under key 0: a second hash lookup that a packet on an attached
+/// interface (whose entry `attach` creates) never pays. This creates the
+/// entry, as `attach` would, so that test runs cost what attached runs do.
+fn add_test_run_iface_entry(prog_id: u32) -> Result<()> {
+    let prog = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == prog_id)
+        .with_context(|| format!("program {prog_id} not loaded"))?;
+    for id in prog.map_ids()?.unwrap_or_default() {
+        if aya::maps::MapInfo::from_id(id)?.name_as_str() != Some("MTG_IFACE_STATS") {
+            continue;
+        }
+        let map = aya::maps::Map::from_map_data(aya::maps::MapData::from_id(id)?)?;
+        let mut stats: PerCpuHashMap<_, u32, IfaceStats> = PerCpuHashMap::try_from(map)?;
+        let cpus = aya::util::nr_cpus().map_err(|(m, e)| anyhow::anyhow!("{m}: {e}"))?;
+        stats.insert(1, PerCpuValues::try_from(vec![IfaceStats::default(); cpus])?, 0)?;
+        return Ok(());
+    }
+    bail!("program {prog_id} has no MTG_IFACE_STATS map")
+}
+
+/// Opens a Dataplane holding `rules`; returns it with its program id.
+/// With `iface_entry`, test runs count as on an attached interface.
+fn open_with(rules: &RuleSet, iface_entry: bool) -> Result<(Dataplane, u32)> {
+    let before = own_prog_ids()?;
+    let mut dp = Dataplane::open(&DataplaneOptions::default()).context("open dataplane (root needed)")?;
+    dp.set_reflection_ports(REFLECTION_PORTS)?;
+    dp.apply(rules)?;
+    let new: Vec<u32> = own_prog_ids()?.into_iter().filter(|id| !before.contains(id)).collect();
+    let [id] = new.as_slice() else { bail!("expected one new BPF program, found {new:?}") };
+    if iface_entry {
+        add_test_run_iface_entry(*id)?;
+    }
+    Ok((dp, *id))
+}
+
+fn serve(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = std::io::stdout().lock();
+    let mut dps = BTreeMap::new();
+    for (name, rules) in rule_sets() {
+        let (dp, id) = open_with(&rules, name != "empty-no-iface-entry")?;
+        writeln!(out, "prog\t{name}\t{id}")?;
+        dps.insert(name, dp);
+    }
+    let cases = cases();
+    let mut files: BTreeMap<&str, (PathBuf, &str)> = BTreeMap::new();
+    for c in &cases {
+        let f = dir.join(format!("{}.bin", c.name));
+        std::fs::write(&f, &c.pkt)?;
+        // A wrong verdict would make every figure of the row meaningless.
+        let got = dps[c.rules].test_run(&c.pkt)?;
+        if got != c.expect && c.name != "rate-limited" {
+            bail!("case {}: action {got}, expected {}", c.name, c.expect);
+        }
+        writeln!(out, "case\t{}\t{}\t{}\t{}", c.name, c.rules, f.display(), c.expect)?;
+        files.insert(c.name, (f, c.rules));
+    }
+    writeln!(out, "ready")?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ["aya", case, repeat] = words.as_slice() else { bail!("unknown command {line:?}") };
+        let c = cases.iter().find(|c| c.name == *case).with_context(|| format!("no case {case}"))?;
+        let (action, avg) = dps[c.rules].test_run_repeat(&c.pkt, repeat.parse()?)?;
+        writeln!(out, "{action}\t{}", avg.as_nanos())?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- scale ---
+
+/// The i-th address of a synthetic range starting at `base`, `step` apart.
+fn nth_v4(base: u32, step: u32, i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(base.wrapping_add(i.wrapping_mul(step)))
+}
+
+/// A rule set with `n` entries of `kind`, and a packet that hits the middle one.
+fn scale_case(kind: &str, n: u32) -> Result<(RuleSet, Vec<u8>)> {
+    let drop_scope = policy(pf::DROP_ALL, &[6, 17], &[]);
+    let mid = n / 2;
+    // 10.0.0.0/8 for /32s (up to 16M), 16.0.0.0 upwards for /24s.
+    let (rules, pkt) = match kind {
+        "host-/32" => {
+            let prefixes = (0..n).map(|i| IpNet::new(IpAddr::V4(nth_v4(0x0a00_0000, 1, i)), 32).unwrap()).collect();
+            let rules = RuleSet { targets: vec![TargetRule { id: 1, prefixes, policy: drop_scope }], ..Default::default() };
+            (rules, PacketBuilder::ipv4(SRC, nth_v4(0x0a00_0000, 1, mid).octets()).udp(40000, 53).payload(64))
+        }
+        "lpm-/24" => {
+            let prefixes = (0..n).map(|i| IpNet::new(IpAddr::V4(nth_v4(0x1000_0000, 256, i)), 24).unwrap()).collect();
+            let rules = RuleSet { targets: vec![TargetRule { id: 1, prefixes, policy: drop_scope }], ..Default::default() };
+            let dst = nth_v4(0x1000_0000, 256, mid).octets();
+            (rules, PacketBuilder::ipv4(SRC, [dst[0], dst[1], dst[2], 77]).udp(40000, 53).payload(64))
+        }
+        "drop-list-/32" => {
+            let drop = (0..n).map(|i| IpNet::new(IpAddr::V4(nth_v4(0x0a00_0000, 1, i)), 32).unwrap()).collect();
+            let rules = RuleSet { drop, ..Default::default() };
+            (rules, PacketBuilder::ipv4(nth_v4(0x0a00_0000, 1, mid).octets(), ELSEWHERE).udp(40000, 53).payload(64))
+        }
+        _ => bail!("unknown kind {kind}"),
+    };
+    Ok((rules, pkt.build()))
+}
+
+fn scale(repeat: u32, rounds: u32, sizes: &[u32]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for kind in ["host-/32", "lpm-/24", "drop-list-/32"] {
+        for &n in sizes {
+            let (rules, pkt) = scale_case(kind, n)?;
+            let (mut dp, _) = open_with(&RuleSet::default(), true)?;
+            let t = Instant::now();
+            dp.apply(&rules)?;
+            let apply_ms = t.elapsed().as_secs_f64() * 1e3;
+            let mut ns = vec![];
+            let mut action = 0;
+            for _ in 0..rounds {
+                let (a, d) = dp.test_run_repeat(&pkt, repeat)?;
+                action = a;
+                ns.push(d.as_nanos() as u64);
+            }
+            ns.sort_unstable();
+            writeln!(out, "scale\t{kind}\t{n}\t{apply_ms:.1}\t{}\t{}\t{action}", ns[ns.len() / 2], ns[0])?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `cargo xtask bench` (issue #6): measures the data plane and writes
+//! BENCHMARKS.md and `benchmarks/<table>.csv`, every figure from one run,
+//! side by side with the baselines measured in the same run.
+//!
+//! 1. `perpacket`: ns/packet through BPF_PROG_TEST_RUN — XDP_PASS floor,
+//!    ours, xdp-filter — on the same packet files.
+//! 2. `scaling`: ns/packet and install time at 1 … 1M entries.
+//! 3. `flood`: UDP flood over veth between namespaces (trafgen) against no
+//!    filter, nftables, ours generic and native, with TCP transactions.
+//! 4. control plane: not measurable until the DOTS signal channel exists.
+//! 5. `targets`: met / not met.
+//!
+//! The measuring itself that needs the `mitigator::dataplane` API runs in
+//! `mitigator-user/examples/bench_dataplane.rs` (xtask cannot depend on
+//! mitigator-user: its build script needs bpf-linker, which `setup` installs).
+
+mod flood;
+mod perpacket;
+mod progrun;
+mod report;
+mod scaling;
+mod targets;
+mod xdpfilter;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use report::Table;
+
+use crate::{build, cargo, run, setup, step};
+
+pub struct Opts {
+    /// BPF_PROG_TEST_RUN repetitions per measurement.
+    pub repeat: u32,
+    /// Measurements per figure (median and min are reported).
+    pub rounds: u32,
+    /// Length of each flood case's measurement window.
+    pub seconds: u64,
+    /// Scratch directory (packet files, floor object, private bpffs mounts).
+    pub work: PathBuf,
+    /// The bench_dataplane example binary.
+    pub example: PathBuf,
+}
+
+/// Which sections to run (all by default; a subset for quick iterations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    PerPacket,
+    Scaling,
+    Flood,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Builds the daemon (debug, as `cargo xtask test` does: the flood section
+/// runs it) and the bench example (release: the install timings include
+/// its own userspace work).
+fn build_all() -> anyhow::Result<PathBuf> {
+    build()?;
+    step("cargo build --release -p mitigator-user --example bench_dataplane");
+    run(cargo().args(["build", "--release", "-p", "mitigator-user", "--example", "bench_dataplane"]))?;
+    Ok(root().join("target/release/examples/bench_dataplane"))
+}
+
+pub fn bench(repeat: u32, rounds: u32, seconds: u64, sections: &[Section], out: Option<PathBuf>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    setup::setup()?;
+    let example = build_all()?;
+    // The lab's Daemon helper finds the binary through this variable.
+    // SAFETY (edition 2021: safe call): set before any thread is started.
+    std::env::set_var("MITIGATOR_BIN", root().join("target/debug/mitigator"));
+    let work = std::env::temp_dir().join("mtg-bench");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let o = Opts { repeat, rounds, seconds, work, example };
+    let machine = report::machine();
+    let all = sections.is_empty();
+    let want = |s| all || sections.contains(&s);
+
+    let pp = if want(Section::PerPacket) { Some(perpacket::run(&o)?) } else { None };
+    let sc = if want(Section::Scaling) { Some(scaling::run(&o)?) } else { None };
+    let fl = if want(Section::Flood) { Some(flood::run(&o)?) } else { None };
+    let control = control_plane();
+    let targets = targets::evaluate(pp.as_ref(), sc.as_ref(), fl.as_ref());
+    let ttable = targets::table(&targets);
+
+    let out = out.unwrap_or_else(root);
+    let mut tables: Vec<&Table> = vec![];
+    tables.extend(pp.as_ref().map(|p| &p.table));
+    tables.extend(sc.as_ref().map(|s| &s.table));
+    tables.extend(fl.as_ref().map(|f| &f.table));
+    tables.extend([&control, &ttable]);
+    report::write_csvs(&out, &tables)?;
+    let doc = document(&o, &machine, pp.as_ref(), sc.as_ref(), fl.as_ref(), &control, &targets, &ttable, started.elapsed().as_secs());
+    std::fs::write(out.join("BENCHMARKS.md"), doc)?;
+    println!("\n{}", ttable.markdown());
+    step(&format!("wrote {} and {}/benchmarks/*.csv in {} s", out.join("BENCHMARKS.md").display(), out.display(), started.elapsed().as_secs()));
+    let _ = std::fs::remove_dir_all(&o.work);
+    Ok(())
+}
+
+/// Table 4: what cannot be measured yet. No numbers are made up.
+fn control_plane() -> Table {
+    let mut t = Table::new("control_plane", "Control plane (DOTS)", &["measure", "result"]);
+    for m in [
+        "mitigation request → first packet dropped (latency)",
+        "mitigation requests/s",
+        "memory with 10,000 DOTS sessions",
+    ] {
+        t.row(vec![m.into(), "not measured yet: needs the signal channel (issue #4)".into()]);
+    }
+    t
+}
+
+const PER_PACKET_METHOD: &str = "\
+Each case's packet is built with `mitigator::dataplane::testpkt::PacketBuilder` and written to a \
+file. Our program is loaded once per rule set by `bench_dataplane serve` (the example keeps the \
+programs loaded and prints their kernel ids). Every program is run with \
+`bpftool -j prog run id <ID> data_in <packet file> repeat N`, which is BPF_PROG_TEST_RUN: the \
+kernel runs the program N times on the packet and reports the average duration per run; \
+\"ours (aya)\" is the same kernel measurement through `Dataplane::test_run_repeat`, as a cross-check. \
+The floor is a 3-line C program that only returns XDP_PASS, compiled with clang and loaded with \
+`bpftool prog load`: it shows what the test-run harness itself costs. xdp-filter (xdp-tools) is \
+loaded natively on a veth in a lab namespace (`xdp-filter load -m native -f <features> eth0`, \
+with `LIBXDP_SKIP_DISPATCHER=1` so that the program run is xdp-filter's own, and a private bpffs \
+through `LIBXDP_BPFFS`), with rules equivalent to ours: `ip 192.0.2.66 -m src` (the drop-list \
+entry), `ip 198.51.100.8 -m dst` and `ip 2001:db8:2::8 -m dst` (the scope target), and in the \
+all-features mode also `port 80 -p tcp -m dst`. xdp-filter picks a different program per feature \
+set; the column heads name the program that ran. It has no rate limiting and no notion of a \
+target's checks: those rows show what it does with the same packet (its verdict in brackets). \
+Each round runs every case on every program in turn (floor, ours, ours through aya, xdp-filter \
+ip, xdp-filter all), so machine noise hits all columns alike; the table gives the median and \
+the minimum over the rounds.";
+
+const SCALING_METHOD: &str = "\
+`bench_dataplane scale`: for each kind and size, a fresh `Dataplane` (unpinned) gets one \
+`RuleSet` with that many entries, installed by one `Dataplane::apply` call, timed. `apply` writes \
+the inactive generation, flips, waits its 20 ms grace period, then writes the other generation, \
+so each entry is written twice, and the fixed grace period dominates small sets: the install \
+time is what a rule-set change of that size costs, and entries/s counts each entry once. Host routes are /32s (hash map), prefixes are /24s (LPM \
+trie), drop-list entries are /32 sources (LPM trie); all entries of a kind belong to one drop-all \
+target. The packet (UDP) hits the middle entry, and is measured with `Dataplane::test_run_repeat` \
+(BPF_PROG_TEST_RUN). One repeated packet keeps the entry it hits in the CPU caches: this is the \
+warm-cache cost; a flood from random sources over a 1M-entry map would see cache misses on top.";
+
+const FLOOD_METHOD: &str = "\
+A lab of three network namespaces on a bridge (`mitigator_tests::Lab`): the protected host \
+203.0.113.10 with a TCP echo service on port 8080, an attacker 203.0.113.66 and a client \
+203.0.113.20. trafgen (netsniff-ng) floods the host with 64-byte UDP frames to port 9 from the \
+attacker (`timeout -s INT … taskset -c 1 trafgen --dev eth0 --cpus 1`), pinned to CPU 1. After \
+1 s of warm-up, the client does TCP transactions for the measurement window, each on a fresh \
+connection (connect, 64 bytes each way, close; 500 ms timeouts), as fast as it can \
+(`mitigator_tests::traffic::tcp_rate`). Counters are read at both ends of the window: the host's \
+eth0 RX packets (`ip -s link`), and the filter's own drop counter (the daemon's per-target XDP \
+counters through `mitigator status --json`; the nft rule's counter). Cases: no filter; an \
+nftables rule `ip daddr 203.0.113.10 meta l4proto udp counter drop` in a `netdev` table's \
+`ingress` hook on the host's eth0; `mitigator run` on the host (attach_mode generic, then \
+native) with `mitigator protect 203.0.113.10 --proto udp --countermeasure drop-all`. The machine \
+has 2 cores: trafgen takes one; veth transmits run the receiver's path on the sending CPU, so the \
+flood's receive cost is largely paid on trafgen's core, and the client, the echo server and the \
+daemon share the other. trafgen sends as fast as it can, so a cheaper receive path lets it send \
+more: the offered load differs between cases (sent pps), and transactions/s should be read \
+together with it. Nothing is lost between the bridge and the host's veth in these runs unless the \
+\"lost\" column says so.";
+
+#[allow(clippy::too_many_arguments)]
+fn document(
+    o: &Opts,
+    machine: &str,
+    pp: Option<&perpacket::PerPacket>,
+    sc: Option<&scaling::Scaling>,
+    fl: Option<&flood::Flood>,
+    control: &Table,
+    targets: &[targets::Target],
+    ttable: &Table,
+    secs: u64,
+) -> String {
+    let section = |t: Option<&Table>, method: &str| match t {
+        Some(t) => format!("{method}\n\n{}\nCSV: `benchmarks/{}.csv`\n", t.markdown(), t.stem),
+        None => "Not run in this invocation.\n".to_string(),
+    };
+    let mut d = String::new();
+    d += "# Benchmarks\n\nGenerated by `cargo xtask bench` (issue #6); every figure below comes from one run, \
+          baselines measured side by side in the same run. Regenerate with `cargo xtask bench` (as root, \
+          about 3 minutes; `--help` for options). The machine is shared with other work while this runs, \
+          so figures are noisy: compare columns of one run, not runs.\n\n";
+    d += &format!("## Machine\n\n{machine}- run: {} rounds of {} repetitions per figure, flood window {} s, whole bench {} s\n\n", o.rounds, o.repeat, o.seconds, secs);
+    d += "## 1. Cost per packet (BPF_PROG_TEST_RUN)\n\n";
+    d += &section(pp.map(|p| &p.table), PER_PACKET_METHOD);
+    d += "\n## 2. Scaling with the number of entries\n\n";
+    d += &section(sc.map(|s| &s.table), SCALING_METHOD);
+    d += "\n## 3. End to end: UDP flood over veth\n\n";
+    d += &section(fl.map(|f| &f.table), FLOOD_METHOD);
+    d += "\n## 4. Control plane\n\n";
+    d += &format!("{}\nCSV: `benchmarks/{}.csv`\n", control.markdown(), control.stem);
+    d += "\n## 5. Targets\n\n";
+    d += &format!("{}\nCSV: `benchmarks/{}.csv`\n", ttable.markdown(), ttable.stem);
+    for t in targets.iter().filter(|t| t.met == Some(false)) {
+        d += &format!("\n**Not met: {}.** {}\n", t.name, t.if_missed);
+    }
+    d
+}
