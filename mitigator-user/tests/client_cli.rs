@@ -57,7 +57,8 @@ fn with<'a>(cmd: &'a str, base: &'a [String], extra: &'a [&'a str]) -> Vec<&'a s
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn stderr(out: &Output) -> String {
@@ -70,10 +71,14 @@ async fn mitigate_status_withdraw_with_json_output_and_increasing_mids() {
     let b = Arc::new(Behaviour::default());
     let server = FakeDots::start("127.0.0.1:0".parse().unwrap(), &server_security(&dir), b.clone()).await;
     let base = psk_args(server.addr, &dir.join("state.json"));
-    let out = run(&with("mitigate", &base, &["--target", "203.0.113.7", "--port", "443", "--proto", "tcp", "--json"])).await;
+    let out =
+        run(&with("mitigate", &base, &["--target", "203.0.113.7", "--port", "443", "--proto", "tcp", "--json"])).await;
     assert_eq!(out.status.code(), Some(0));
     let v = json(&out);
-    assert_eq!((v["mid"].as_u64(), v["code"].as_str(), v["status"].as_u64(), v["lifetime"].as_u64()), (Some(1), Some("2.01"), Some(1), Some(3600)));
+    assert_eq!(
+        (v["mid"].as_u64(), v["code"].as_str(), v["status"].as_u64(), v["lifetime"].as_u64()),
+        (Some(1), Some("2.01"), Some(1), Some(3600))
+    );
     assert_eq!(v["scope"]["target-prefix"][0], "203.0.113.7/32");
     // A second process continues from the state file.
     let out = run(&with("mitigate", &base, &["--target", "203.0.113.8/32", "--lifetime", "60"])).await;
@@ -116,15 +121,30 @@ async fn bad_input_gives_clear_errors_and_the_documented_exit_codes() {
     let out = run(&[&["mitigate", "--server", "127.0.0.1", "--target", "203.0.113.7/33"][..], &psk].concat()).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("203.0.113.7/33"), "{}", stderr(&out));
-    let out = run(&["mitigate", "--server", "127.0.0.1", "--target", "203.0.113.7", "--psk-identity", "x", "--psk-key", "xyz"]).await;
+    let out = run(&[
+        "mitigate",
+        "--server",
+        "127.0.0.1",
+        "--target",
+        "203.0.113.7",
+        "--psk-identity",
+        "x",
+        "--psk-key",
+        "xyz",
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(2));
-    let out = run(&[&["mitigate", "--server", "127.0.0.1", "--target", "203.0.113.7", "--lifetime", "0"][..], &psk].concat()).await;
+    let out =
+        run(&[&["mitigate", "--server", "127.0.0.1", "--target", "203.0.113.7", "--lifetime", "0"][..], &psk].concat())
+            .await;
     assert_eq!(out.status.code(), Some(2));
     // Credentials: none given, an unreadable certificate.
     let out = run(&["mitigate", "--server", "127.0.0.1", "--target", "203.0.113.7"]).await;
     assert_eq!(out.status.code(), Some(5));
     assert!(stderr(&out).contains("no credential"), "{}", stderr(&out));
-    let out = run(&["status", "--server", "127.0.0.1", "--cert", "/nonexistent.pem", "--key", "/k.pem", "--ca", "/ca.pem"]).await;
+    let out =
+        run(&["status", "--server", "127.0.0.1", "--cert", "/nonexistent.pem", "--key", "/k.pem", "--ca", "/ca.pem"])
+            .await;
     assert_eq!(out.status.code(), Some(5));
     assert!(stderr(&out).contains("/ca.pem") || stderr(&out).contains("/nonexistent.pem"), "{}", stderr(&out));
     // Unreachable: nobody listens; a name that does not resolve.
@@ -132,7 +152,8 @@ async fn bad_input_gives_clear_errors_and_the_documented_exit_codes() {
     let out = run(&with("status", &psk_args(nobody, &state), &[])).await;
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
-    let out = run(&[&["status", "--server", "dots.invalid", "--state", state.to_str().unwrap()][..], &psk].concat()).await;
+    let out =
+        run(&[&["status", "--server", "dots.invalid", "--state", state.to_str().unwrap()][..], &psk].concat()).await;
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("cannot resolve dots.invalid"), "{}", stderr(&out));
     // A silent UDP "server" (takes datagrams, never answers): handshake timeout.
@@ -167,24 +188,75 @@ async fn interop_with_libcoap_server_over_dtls_psk_and_tls_x509() {
     // -p P: coap on P, coaps (DTLS) and coaps+tcp (TLS) on P+1.
     let mut server = tokio::process::Command::new("coap-server-openssl")
         .args(["-A", "127.0.0.1", "-p", &port.to_string(), "-k", "correct horse battery staple", "-h", "hint"])
-        .args(["-c", pki.server_pem.to_str().unwrap(), "-j", pki.server_key_pem.to_str().unwrap(), "-C", pki.ca_pem.to_str().unwrap()])
+        .args([
+            "-c",
+            pki.server_pem.to_str().unwrap(),
+            "-j",
+            pki.server_key_pem.to_str().unwrap(),
+            "-C",
+            pki.ca_pem.to_str().unwrap(),
+        ])
         .kill_on_drop(true)
         .spawn()
         .expect("coap-server-openssl (apt-get install libcoap3-bin)");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server_addr = format!("127.0.0.1:{}", port + 1);
     let state = dir.join("state.json");
-    let dtls = ["status", "--server", &server_addr, "--psk-identity", PSK_ID, "--psk-key", &hex(PSK_KEY), "--transport", "dtls", "--state", state.to_str().unwrap(), "--timeout", "5"];
+    let dtls = [
+        "status",
+        "--server",
+        &server_addr,
+        "--psk-identity",
+        PSK_ID,
+        "--psk-key",
+        &hex(PSK_KEY),
+        "--transport",
+        "dtls",
+        "--state",
+        state.to_str().unwrap(),
+        "--timeout",
+        "5",
+    ];
     let out = run(&dtls).await;
     assert_eq!(out.status.code(), Some(3), "DTLS/PSK session and a 4.04 refusal");
     assert!(stderr(&out).contains("4.04"), "{}", stderr(&out));
     let (_, cert, key) = &pki.clients[0];
-    let tls = ["status", "--server", &server_addr, "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap(), "--ca", pki.ca_pem.to_str().unwrap(), "--transport", "tls", "--state", state.to_str().unwrap(), "--timeout", "5"];
+    let tls = [
+        "status",
+        "--server",
+        &server_addr,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--ca",
+        pki.ca_pem.to_str().unwrap(),
+        "--transport",
+        "tls",
+        "--state",
+        state.to_str().unwrap(),
+        "--timeout",
+        "5",
+    ];
     let out = run(&tls).await;
     assert_eq!(out.status.code(), Some(3), "TLS/X.509 session and a 4.04 refusal");
     assert!(stderr(&out).contains("4.04"), "{}", stderr(&out));
     // Happy eyeballs with a certificate: DTLS is tried first and wins.
-    let auto = ["status", "--server", &server_addr, "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap(), "--ca", pki.ca_pem.to_str().unwrap(), "--state", state.to_str().unwrap(), "--timeout", "5"];
+    let auto = [
+        "status",
+        "--server",
+        &server_addr,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--ca",
+        pki.ca_pem.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--timeout",
+        "5",
+    ];
     let out = run(&auto).await;
     assert_eq!(out.status.code(), Some(3));
     let _ = server.kill().await;

@@ -32,11 +32,15 @@ async fn mitigate_observe_efficacy_and_withdraw_over_dtls_psk() {
     // 4.5: GET /config then PUT /config/sid=1, both Confirmable.
     let reqs = b.requests.lock().unwrap().clone();
     assert_eq!((reqs[0].0, reqs[0].1.as_str(), reqs[0].2), (Code::GET, "/.well-known/dots/config", MessageType::Con));
-    assert_eq!((reqs[1].0, reqs[1].1.as_str(), reqs[1].2), (Code::PUT, "/.well-known/dots/config/sid=1", MessageType::Con));
+    assert_eq!(
+        (reqs[1].0, reqs[1].1.as_str(), reqs[1].2),
+        (Code::PUT, "/.well-known/dots/config/sid=1", MessageType::Con)
+    );
 
     let ack = client.mitigate(&spec()).await.unwrap();
     assert_eq!((ack.mid, ack.code, ack.lifetime), (1, Code::CREATED, Some(Lifetime::Seconds(600))));
-    let puts: Vec<_> = b.requests.lock().unwrap().iter().filter(|r| r.1.contains("mid=1") && r.0 == Code::PUT).cloned().collect();
+    let puts: Vec<_> =
+        b.requests.lock().unwrap().iter().filter(|r| r.1.contains("mid=1") && r.0 == Code::PUT).cloned().collect();
     assert_eq!(puts[0].2, MessageType::Non, "mitigation requests are Non-confirmable (4.4)");
 
     let mut updates = client.updates();
@@ -130,10 +134,11 @@ async fn the_client_reconnects_after_the_server_restarts() {
     let mut states = client.state_changes();
     server.crash().await;
     // Heartbeats go unanswered: the session is declared lost...
-    let lost = tokio::time::timeout(Duration::from_secs(10), states.wait_for(|s| matches!(s, SessionState::Lost { .. })))
-        .await
-        .expect("session loss detected")
-        .is_ok();
+    let lost =
+        tokio::time::timeout(Duration::from_secs(10), states.wait_for(|s| matches!(s, SessionState::Lost { .. })))
+            .await
+            .expect("session loss detected")
+            .is_ok();
     assert!(lost);
     // While down, requests fail at once, saying why.
     assert!(matches!(client.status(None).await, Err(ClientError::Unreachable(_))));
@@ -164,13 +169,17 @@ async fn a_silent_server_is_declared_lost_after_missing_hb_allowed_heartbeats() 
     cfg.initial.heartbeat_interval = Duration::from_millis(200);
     cfg.initial.missing_hb_allowed = 3;
     let client = DotsClient::connect(cfg).await.unwrap();
-    eventually("heartbeats answered", Duration::from_secs(5), || client.stats().heartbeats_answered.load(Ordering::Relaxed) >= 2).await;
+    eventually("heartbeats answered", Duration::from_secs(5), || {
+        client.stats().heartbeats_answered.load(Ordering::Relaxed) >= 2
+    })
+    .await;
     assert!(matches!(client.state(), SessionState::Up { .. }));
     b.silent.store(true, Ordering::SeqCst);
     let sent_before = b.count(Code::PUT, "/hb");
     // The Lost state is brief (4.7: the client "MUST then try to reestablish" at once),
     // so watch the counters rather than the state.
-    eventually("loss detected", Duration::from_secs(10), || client.stats().sessions_lost.load(Ordering::Relaxed) == 1).await;
+    eventually("loss detected", Duration::from_secs(10), || client.stats().sessions_lost.load(Ordering::Relaxed) == 1)
+        .await;
     // Exactly missing-hb-allowed heartbeats went unanswered before the verdict (one more
     // may have been in flight when the server went silent).
     let unanswered = b.count(Code::PUT, "/hb") - sent_before;
@@ -194,7 +203,14 @@ async fn mids_keep_increasing_across_client_restarts() {
     assert_eq!(mids, [1, 2, 3]);
     assert_eq!(b.mids(), [1, 2, 3]);
     // And sids, one per session (4.5.2: MUST increase monotonically).
-    let sids: Vec<String> = b.requests.lock().unwrap().iter().filter(|r| r.0 == Code::PUT && r.1.contains("sid=")).map(|r| r.1.clone()).collect();
+    let sids: Vec<String> = b
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.0 == Code::PUT && r.1.contains("sid="))
+        .map(|r| r.1.clone())
+        .collect();
     assert_eq!(sids.iter().map(|s| s.rsplit('=').next().unwrap().to_string()).collect::<Vec<_>>(), ["1", "2", "3"]);
     assert_eq!(b.sessions.load(Ordering::SeqCst), 3);
 }
@@ -208,7 +224,8 @@ async fn wrong_psk_is_a_credentials_error_and_no_server_is_unreachable() {
     // An unknown identity (the server alerts) and a wrong key (DTLS drops the bad
     // Finished silently, so the handshake stalls after the server answered).
     for (identity, key) in [("mallory", PSK_KEY), (PSK_ID, &b"wrong"[..])] {
-        cfg.security.credential = mitigator::transport::ClientCredential::Psk { identity: identity.into(), key: key.to_vec() };
+        cfg.security.credential =
+            mitigator::transport::ClientCredential::Psk { identity: identity.into(), key: key.to_vec() };
         match DotsClient::connect(cfg.clone()).await {
             Err(ClientError::Credentials(m)) => eprintln!("as expected: {m}"),
             Err(e) => panic!("{identity}: expected a credentials error, got {e}"),

@@ -13,7 +13,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use dots_proto::signal::{Decimal, IpPrefix, Lifetime, MitigationScope, PortRange, Scope, SignalBody};
 use tokio::io::AsyncWriteExt;
 
-use super::{ClientConfig, ClientError, DotsClient, MitigationSpec, Preferences, ServerAddr, StateFile, TransportChoice};
+use super::{
+    ClientConfig, ClientError, DotsClient, MitigationSpec, Preferences, ServerAddr, StateFile, TransportChoice,
+};
 use crate::protection::Protocol;
 use crate::transport::{ClientCredential, ClientSecurity};
 
@@ -203,7 +205,8 @@ pub async fn main(cmd: ClientCommand) -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 async fn run(cmd: ClientCommand) -> Result<(), Failure> {
@@ -239,12 +242,32 @@ async fn run(cmd: ClientCommand) -> Result<(), Failure> {
         }
         ClientCommand::Status { conn, mid, watch } => {
             let client = connect(&conn, Preferences::default()).await?;
-            let r = if watch { watch_status(&client, mid, conn.json).await } else { show_status(&client, mid, conn.json).await };
+            let r = if watch {
+                watch_status(&client, mid, conn.json).await
+            } else {
+                show_status(&client, mid, conn.json).await
+            };
             client.close().await;
             r
         }
-        ClientCommand::Config { conn, show, heartbeat_interval, missing_hb_allowed, max_retransmit, probing_rate, ack_timeout, ack_random_factor } => {
-            let prefs = Preferences { heartbeat_interval, missing_hb_allowed, probing_rate, max_retransmit, ack_timeout, ack_random_factor };
+        ClientCommand::Config {
+            conn,
+            show,
+            heartbeat_interval,
+            missing_hb_allowed,
+            max_retransmit,
+            probing_rate,
+            ack_timeout,
+            ack_random_factor,
+        } => {
+            let prefs = Preferences {
+                heartbeat_interval,
+                missing_hb_allowed,
+                probing_rate,
+                max_retransmit,
+                ack_timeout,
+                ack_random_factor,
+            };
             let mut conn = conn;
             if show {
                 conn.no_negotiate = true;
@@ -253,7 +276,14 @@ async fn run(cmd: ClientCommand) -> Result<(), Failure> {
             let r = client.server_config().await;
             client.close().await;
             let cfg = r?;
-            println!("{}", if conn.json { cfg.to_json().to_string() } else { serde_json::to_string_pretty(&cfg.to_json()).expect("JSON") });
+            println!(
+                "{}",
+                if conn.json {
+                    cfg.to_json().to_string()
+                } else {
+                    serde_json::to_string_pretty(&cfg.to_json()).expect("JSON")
+                }
+            );
             Ok(())
         }
     }

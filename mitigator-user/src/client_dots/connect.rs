@@ -71,7 +71,9 @@ pub async fn resolve(cfg: &ClientConfig) -> Result<Vec<SocketAddr>, ClientError>
 pub async fn connect(cfg: &ClientConfig, cache: &mut EyeballsCache) -> Result<ClientLink, ClientError> {
     let psk = matches!(cfg.security.credential, ClientCredential::Psk { .. });
     if cfg.transport == TransportChoice::Tls && psk {
-        return Err(ClientError::Credentials("TLS needs a certificate (PSK is DTLS only): use --transport dtls".into()));
+        return Err(ClientError::Credentials(
+            "TLS needs a certificate (PSK is DTLS only): use --transport dtls".into(),
+        ));
     }
     if let Some(c) = cache.fresh(cfg.eyeballs_cache) {
         debug!(?c, "trying the cached happy-eyeballs winner");

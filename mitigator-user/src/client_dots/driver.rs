@@ -27,9 +27,14 @@ use crate::transport::{ClientLink, Transport};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionState {
     Connecting,
-    Up { transport: Transport, peer: std::net::SocketAddr },
+    Up {
+        transport: Transport,
+        peer: std::net::SocketAddr,
+    },
     /// Down; the driver tries again after the backoff.
-    Lost { reason: String },
+    Lost {
+        reason: String,
+    },
     /// Closed by the client, or the first connection failed.
     Closed,
 }
@@ -415,11 +420,15 @@ impl Driver {
                 None => debug!(?id, "response nobody waits for"),
             },
             Event::Notification { id, message } => {
-                let Some(mid) = live.observations.get(&id).copied() else { return };
+                let Some(mid) = live.observations.get(&id).copied() else {
+                    return;
+                };
                 self.publish(mid, &message);
             }
             Event::Failed { id, error } => {
-                let Some(w) = live.waiters.remove(&id) else { return };
+                let Some(w) = live.waiters.remove(&id) else {
+                    return;
+                };
                 match w {
                     Waiter::ConfigGet | Waiter::ConfigPut(_) => {
                         warn!(?error, "session configuration failed; keeping the defaults");
@@ -507,7 +516,9 @@ impl Driver {
 fn refresh_time(lifetime: Lifetime) -> Option<Instant> {
     match lifetime {
         Lifetime::Indefinite => None,
-        Lifetime::Seconds(s) => Some(Instant::now() + Duration::from_millis(u64::from(s) * 750).max(Duration::from_secs(1))),
+        Lifetime::Seconds(s) => {
+            Some(Instant::now() + Duration::from_millis(u64::from(s) * 750).max(Duration::from_secs(1)))
+        }
     }
 }
 

@@ -42,7 +42,8 @@ impl MitigationSpec {
 
     fn check(&self) -> Result<()> {
         let t = &self.target;
-        if t.target_prefix.is_empty() && t.target_fqdn.is_empty() && t.target_uri.is_empty() && t.alias_name.is_empty() {
+        if t.target_prefix.is_empty() && t.target_fqdn.is_empty() && t.target_uri.is_empty() && t.alias_name.is_empty()
+        {
             return Err(ClientError::Protocol("a mitigation request needs a target prefix, FQDN, URI or alias".into()));
         }
         if self.lifetime == Lifetime::Seconds(0) {

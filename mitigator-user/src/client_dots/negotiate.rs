@@ -56,11 +56,13 @@ pub fn session_params(p: Option<&ConfigParameters>, base: SessionParams) -> Sess
     SessionParams {
         transmission: TransmissionParams {
             ack_timeout: cur_dec(p.ack_timeout).map_or(t.ack_timeout, secs),
-            ack_random_factor: cur_dec(p.ack_random_factor).map_or(t.ack_random_factor, |d| d.hundredths() as f64 / 100.0),
+            ack_random_factor: cur_dec(p.ack_random_factor)
+                .map_or(t.ack_random_factor, |d| d.hundredths() as f64 / 100.0),
             max_retransmit: cur(p.max_retransmit).map_or(t.max_retransmit, u32::from),
             max_latency: t.max_latency,
         },
-        heartbeat_interval: cur(p.heartbeat_interval).map_or(base.heartbeat_interval, |s| Duration::from_secs(s.into())),
+        heartbeat_interval: cur(p.heartbeat_interval)
+            .map_or(base.heartbeat_interval, |s| Duration::from_secs(s.into())),
         missing_hb_allowed: cur(p.missing_hb_allowed).map_or(base.missing_hb_allowed, u32::from),
         non_min_interval: base.non_min_interval,
     }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use dots_proto::coap::{
     self, content_format, datagram, stream, Code, Dedup, Message, MessageIdGen, MessageType, ObserveFreshness,
-    RetransmitAction, Retransmission, Seen, Signal, Token, TokenGen, TransmissionParams,
+    Retransmission, RetransmitAction, Seen, Signal, Token, TokenGen, TransmissionParams,
 };
 use dots_proto::signal::{Heartbeat, SignalBody, SignalPath};
 use tracing::{debug, trace, warn};
@@ -101,12 +101,23 @@ pub enum RequestError {
 /// What the session reports to its driver.
 #[derive(Clone, Debug)]
 pub enum Event {
-    Response { id: RequestId, response: Message },
+    Response {
+        id: RequestId,
+        response: Message,
+    },
     /// A notification of an observation registered by request `id`.
-    Notification { id: RequestId, message: Message },
-    Failed { id: RequestId, error: RequestError },
+    Notification {
+        id: RequestId,
+        message: Message,
+    },
+    Failed {
+        id: RequestId,
+        error: RequestError,
+    },
     /// The session is gone: heartbeats unanswered (4.7), or Release/Abort (RFC 8323).
-    Lost { reason: String },
+    Lost {
+        reason: String,
+    },
 }
 
 /// Counters, for logs and tests.
@@ -188,7 +199,10 @@ impl Session {
         };
         if framing == Framing::Stream {
             // RFC 8323 5.3: each side's first message is a CSM.
-            let csm = Signal::Csm { max_message_size: Some(stream::DEFAULT_MAX_MESSAGE_SIZE as u32 * 8), block_wise_transfer: false };
+            let csm = Signal::Csm {
+                max_message_size: Some(stream::DEFAULT_MAX_MESSAGE_SIZE as u32 * 8),
+                block_wise_transfer: false,
+            };
             s.push_message(&csm.to_message(Token::EMPTY));
         }
         s.schedule_heartbeat(now);
@@ -350,7 +364,9 @@ impl Session {
     }
 
     fn pending_timeout(&mut self, token: Token, now: Instant) {
-        let Some(p) = self.pending.get_mut(&token) else { return };
+        let Some(p) = self.pending.get_mut(&token) else {
+            return;
+        };
         let action = match p.timer.as_mut() {
             Some(t) => t.on_timeout(now),
             None => RetransmitAction::GiveUp,

@@ -108,7 +108,12 @@ impl StateFile {
         }
         let mut lock_path = self.path.clone().into_os_string();
         lock_path.push(".lock");
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| self.err("locking", e))?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| self.err("locking", e))?;
         // Released when the File is dropped.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(self.err("locking", std::io::Error::last_os_error()));
@@ -163,7 +168,9 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let p = path.clone();
-                std::thread::spawn(move || (0..25).map(|_| StateFile::new(&p).next_mid("x").unwrap()).collect::<Vec<_>>())
+                std::thread::spawn(move || {
+                    (0..25).map(|_| StateFile::new(&p).next_mid("x").unwrap()).collect::<Vec<_>>()
+                })
             })
             .collect();
         let mut all: Vec<u32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();

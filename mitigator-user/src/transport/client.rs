@@ -28,7 +28,9 @@ impl fmt::Debug for ClientCredential {
     // Never print keys.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientCredential::Psk { identity, .. } => write!(f, "Psk({})", String::from_utf8_lossy(identity)),
+            ClientCredential::Psk { identity, .. } => {
+                write!(f, "Psk({})", String::from_utf8_lossy(identity))
+            }
             ClientCredential::Certificate { .. } => write!(f, "Certificate"),
         }
     }

@@ -53,7 +53,12 @@ type Stream = SslStream<DgramIo>;
 
 /// Connects to `server` (`host` is the name the certificate must carry: the dialled
 /// host name or IP address), runs the handshake, and returns the link.
-pub async fn connect(server: SocketAddr, host: &str, sec: &ClientSecurity, opts: &DtlsClientOptions) -> Result<ClientLink> {
+pub async fn connect(
+    server: SocketAddr,
+    host: &str,
+    sec: &ClientSecurity,
+    opts: &DtlsClientOptions,
+) -> Result<ClientLink> {
     sec.validate()?;
     let mut stream = new_stream(host, sec, opts)?;
     let bind: SocketAddr = if server.is_ipv6() { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };

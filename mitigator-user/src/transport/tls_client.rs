@@ -21,7 +21,12 @@ use super::client::{ClientCredential, ClientLink, ClientSecurity};
 use super::{Result, Transport, TransportError};
 
 /// Connects over TCP and runs the TLS handshake within `handshake_timeout`.
-pub async fn connect(server: SocketAddr, host: &str, sec: &ClientSecurity, handshake_timeout: Duration) -> Result<ClientLink> {
+pub async fn connect(
+    server: SocketAddr,
+    host: &str,
+    sec: &ClientSecurity,
+    handshake_timeout: Duration,
+) -> Result<ClientLink> {
     sec.validate()?;
     let config = client_config(sec)?;
     let name = server_name(host)?;
@@ -78,7 +83,8 @@ fn client_config(sec: &ClientSecurity) -> Result<rustls::ClientConfig> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| TransportError::Config(format!("client certificate PEM: {e}")))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TransportError::Config(format!("client key PEM: {e}")))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TransportError::Config(format!("client key PEM: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?

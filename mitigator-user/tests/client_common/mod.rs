@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dots_proto::coap::{datagram, Code, Message, MessageIdGen, MessageType, Token};
-use dots_proto::signal::{
-    Lifetime, MitigationScope, Scope, SignalBody, SignalConfig, SignalPath, Status,
-};
+use dots_proto::signal::{Lifetime, MitigationScope, Scope, SignalBody, SignalConfig, SignalPath, Status};
 use mitigator::client_dots::{ClientConfig, ServerAddr, StateFile};
 use mitigator::transport::{ClientCredential, ClientSecurity, DtlsOptions, DtlsServer, SecurityConfig};
 use tokio::net::UdpSocket;
@@ -31,7 +29,11 @@ pub fn init_tracing() {
 
 pub fn scratch(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!("mitigator-client-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "mitigator-client-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -48,7 +50,10 @@ pub fn server_security(dir: &std::path::Path) -> SecurityConfig {
 }
 
 pub fn psk_security() -> ClientSecurity {
-    ClientSecurity { credential: ClientCredential::Psk { identity: PSK_ID.into(), key: PSK_KEY.to_vec() }, ca_pem: None }
+    ClientSecurity {
+        credential: ClientCredential::Psk { identity: PSK_ID.into(), key: PSK_KEY.to_vec() },
+        ca_pem: None,
+    }
 }
 
 /// A client config for tests: PSK, DTLS, quick timers, a private state file.
@@ -125,7 +130,9 @@ impl FakeDots {
                     let mut observers: Vec<(Option<u32>, Token)> = Vec::new();
                     let mut seq = 2u32;
                     while let Ok(d) = session.recv().await {
-                        let Ok(req) = datagram::decode(&d) else { continue };
+                        let Ok(req) = datagram::decode(&d) else {
+                            continue;
+                        };
                         for out in respond(&b, &req, &mut ids, &mut observers, &mut seq) {
                             let _ = session.send(&datagram::encode(&out).unwrap()).await;
                         }
@@ -167,7 +174,9 @@ fn respond(
         }
         m
     };
-    let Ok(p) = SignalPath::parse(&segs) else { return vec![reply(Code::NOT_FOUND, None, ids)] };
+    let Ok(p) = SignalPath::parse(&segs) else {
+        return vec![reply(Code::NOT_FOUND, None, ids)];
+    };
     match (req.code, p) {
         (Code::PUT, SignalPath::Heartbeat) => vec![reply(Code::CHANGED, None, ids)],
         (Code::GET, SignalPath::Config { .. }) => {
@@ -181,8 +190,11 @@ fn respond(
             let mid = m.mid.unwrap();
             let scope = MitigationScope::from_cbor(&req.payload).unwrap().value.scopes.remove(0);
             let lifetime = scope.lifetime.unwrap_or(Lifetime::RECOMMENDED);
-            let existed = b.mitigations.lock().unwrap().insert(mid, (scope, Status::AttackMitigationInProgress)).is_some();
-            let body = MitigationScope { scopes: vec![Scope { mid: Some(mid), lifetime: Some(lifetime), ..Scope::default() }] };
+            let existed =
+                b.mitigations.lock().unwrap().insert(mid, (scope, Status::AttackMitigationInProgress)).is_some();
+            let body = MitigationScope {
+                scopes: vec![Scope { mid: Some(mid), lifetime: Some(lifetime), ..Scope::default() }],
+            };
             vec![reply(if existed { Code::CHANGED } else { Code::CREATED }, Some(body.to_cbor()), ids)]
         }
         (Code::GET, SignalPath::Mitigate(m)) => {
@@ -222,7 +234,13 @@ fn status_body(b: &Behaviour, mid: Option<u32>) -> Vec<u8> {
     let scopes = m
         .iter()
         .filter(|(k, _)| mid.is_none_or(|x| x == **k))
-        .map(|(k, (s, st))| Scope { mid: Some(*k), status: Some(*st), lifetime: s.lifetime, target: s.target.clone(), ..Scope::default() })
+        .map(|(k, (s, st))| Scope {
+            mid: Some(*k),
+            status: Some(*st),
+            lifetime: s.lifetime,
+            target: s.target.clone(),
+            ..Scope::default()
+        })
         .collect();
     MitigationScope { scopes }.to_cbor()
 }
@@ -259,7 +277,9 @@ impl LossyProxy {
         let down = async move {
             let mut buf = vec![0u8; 65536];
             loop {
-                let Ok(n) = back.recv(&mut buf).await else { continue };
+                let Ok(n) = back.recv(&mut buf).await else {
+                    continue;
+                };
                 let to = *client.lock().unwrap();
                 if let Some(to) = to {
                     let _ = front.send_to(&buf[..n], to).await;

@@ -34,7 +34,8 @@ fn events(s: &mut Session) -> Vec<Event> {
 #[test]
 fn confirmable_request_is_retransmitted_max_retransmit_times_then_fails() {
     let t0 = Instant::now();
-    let mut s = Session::new(Framing::Datagram, SessionParams { heartbeat_interval: Duration::ZERO, ..params() }, t0, 42);
+    let mut s =
+        Session::new(Framing::Datagram, SessionParams { heartbeat_interval: Duration::ZERO, ..params() }, t0, 42);
     let id = s.send_request(config_get(), t0);
     let first = drain(&mut s);
     assert_eq!(first.len(), 1);
@@ -93,7 +94,8 @@ fn empty_ack_then_separate_confirmable_response_is_acknowledged() {
 fn non_confirmable_request_is_resent_no_faster_than_3s_with_fresh_ids() {
     let t0 = Instant::now();
     let mut s = Session::new(Framing::Datagram, params(), t0, 11);
-    let mut req = Request::new(Code::PUT, SignalPath::Mitigate(MitigatePath { cdid: None, cuid: "c".into(), mid: Some(1) }));
+    let mut req =
+        Request::new(Code::PUT, SignalPath::Mitigate(MitigatePath { cdid: None, cuid: "c".into(), mid: Some(1) }));
     req.confirmable = false;
     s.send_request(req, t0);
     let first = drain(&mut s).remove(0);
@@ -167,7 +169,8 @@ fn peer_hb_status_is_true_after_a_server_heartbeat() {
 fn observe_registers_delivers_fresh_notifications_and_drops_stale_ones() {
     let t0 = Instant::now();
     let mut s = Session::new(Framing::Datagram, params(), t0, 23);
-    let mut req = Request::new(Code::GET, SignalPath::Mitigate(MitigatePath { cdid: None, cuid: "c".into(), mid: Some(5) }));
+    let mut req =
+        Request::new(Code::GET, SignalPath::Mitigate(MitigatePath { cdid: None, cuid: "c".into(), mid: Some(5) }));
     req.observe = Some(0);
     let id = s.send_request(req, t0);
     let get = drain(&mut s).remove(0);
