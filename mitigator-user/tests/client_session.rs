@@ -44,7 +44,12 @@ async fn mitigate_observe_efficacy_and_withdraw_over_dtls_psk() {
     assert_eq!(puts[0].2, MessageType::Non, "mitigation requests are Non-confirmable (4.4)");
 
     let mut updates = client.updates();
-    let now = client.observe(Some(1)).await.unwrap();
+    // observe_own (the default) registered an observation of the new mitigation.
+    eventually("own mitigation observed", Duration::from_secs(5), || {
+        b.requests.lock().unwrap().iter().any(|r| r.0 == Code::GET && r.1.ends_with("mid=1") && r.3 == Some(0))
+    })
+    .await;
+    let now = client.status(Some(1)).await.unwrap();
     assert_eq!(now[0].status, Some(Status::AttackMitigationInProgress));
     client.efficacy(1, AttackStatus::UnderAttack).await.unwrap();
     client.withdraw(1).await.unwrap();

@@ -101,6 +101,7 @@ pub struct DotsClient {
     ids: StateFile,
     /// Requests of the mitigations made by this client (efficacy updates repeat them).
     specs: Mutex<HashMap<u32, MitigationSpec>>,
+    observe_own: bool,
     task: JoinHandle<()>,
 }
 
@@ -110,6 +111,7 @@ impl DotsClient {
         let cuid = cfg.security.cuid().map_err(|e| ClientError::Credentials(e.to_string()))?;
         info!(server = %cfg.server, %cuid, state = %cfg.state.path().display(), "DOTS client starting");
         let ids = cfg.state.clone();
+        let observe_own = cfg.observe_own;
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (state_tx, state_rx) = watch::channel(SessionState::Connecting);
         let (updates, _) = broadcast::channel(256);
@@ -122,7 +124,17 @@ impl DotsClient {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(ClientError::Closed),
         }
-        Ok(DotsClient { cuid, cmds: cmd_tx, state: state_rx, updates, stats, ids, specs: Mutex::default(), task })
+        Ok(DotsClient {
+            cuid,
+            cmds: cmd_tx,
+            state: state_rx,
+            updates,
+            stats,
+            ids,
+            specs: Mutex::default(),
+            observe_own,
+            task,
+        })
     }
 
     /// This client's 'cuid' (4.4.1.1), derived from its credential.
@@ -165,7 +177,13 @@ impl DotsClient {
         let resp = self.request(mitigation::put(&self.cuid, mid, spec, None)?).await?;
         mitigation::expect_success(&resp)?;
         let lifetime = mitigation::granted_lifetime(&resp);
-        self.specs.lock().unwrap().insert(mid, spec.clone());
+        let new = self.specs.lock().unwrap().insert(mid, spec.clone()).is_none();
+        if new && self.observe_own {
+            // Status changes then arrive on updates() (4.4.2.1); nobody waits for the answer.
+            let (reply, _) = oneshot::channel();
+            let req = mitigation::get(&self.cuid, Some(mid), true);
+            let _ = self.cmds.send(Command::Observe { mid: Some(mid), req, reply }).await;
+        }
         let _ = self
             .cmds
             .send(Command::Track { mid, spec: spec.clone(), lifetime: lifetime.unwrap_or(spec.lifetime) })
