@@ -153,9 +153,13 @@ countermeasures = ["drop-all"]
 
     /// Our own client over TLS (certificate of `name`).
     pub fn tls_client(&self, name: &str, v6: bool) -> anyhow::Result<TestClient> {
+        self.tls_client_with(name, v6, true)
+    }
+
+    pub fn tls_client_with(&self, name: &str, v6: bool, csm: bool) -> anyhow::Result<TestClient> {
         let (cert, key) = self.cert(name);
         let (ca, server) = (self.ca(), SocketAddr::new(self.server(v6), 4646));
-        self.client.run(move || TestClient::tls(server, &ca, &cert, &key))?
+        self.client.run(move || TestClient::tls_with(server, &ca, &cert, &key, csm))?
     }
 }
 
@@ -328,14 +332,20 @@ impl TestClient {
     }
 
     pub fn tls(server: SocketAddr, ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<TestClient> {
+        Self::tls_with(server, ca, cert, key, true)
+    }
+
+    /// `csm`: send our CSM first, as RFC 8323 requires (false: to test the server's reaction).
+    pub fn tls_with(server: SocketAddr, ca: &Path, cert: &Path, key: &Path, csm: bool) -> anyhow::Result<TestClient> {
         let tcp = TcpStream::connect_timeout(&server, Duration::from_secs(5))?;
         tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut cfg = connector(SslMethod::tls_client(), ca, Some((cert, key)))?.configure()?;
         cfg.set_verify_hostname(false);
         let s = cfg.connect("dots", tcp).map_err(|e| anyhow::anyhow!("TLS handshake: {e}"))?;
         let mut c = TestClient { wire: Wire::Tls(s, StreamDecoder::new(1 << 20)), next_id: 0, pending: Vec::new() };
-        let csm = Signal::Csm { max_message_size: Some(1 << 20), block_wise_transfer: true }.to_message(Token::EMPTY);
-        c.send(&csm)?;
+        if csm {
+            c.send(&Signal::Csm { max_message_size: Some(1 << 20), block_wise_transfer: true }.to_message(Token::EMPTY))?;
+        }
         Ok(c)
     }
 
