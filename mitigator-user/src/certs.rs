@@ -244,13 +244,14 @@ mod tests {
 
     #[test]
     fn added_clients_chain_to_the_existing_ca() {
-        let dir = scratch();
+        let dir = scratch().with_extension("add");
         let pki = create_dev_pki(&dir, &[], &["alice".into()]).unwrap();
         let more = add_to_dev_pki(&dir, &[], &["carol".into()]).unwrap();
         let ca = X509::from_pem(&fs::read(&pki.ca_pem).unwrap()).unwrap();
         let carol = X509::from_pem(&fs::read(&more.clients[0].1).unwrap()).unwrap();
         assert_eq!(carol.verify(&ca.public_key().unwrap()).unwrap(), true);
         assert_eq!(carol.issuer_name().to_der().unwrap(), ca.subject_name().to_der().unwrap());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
