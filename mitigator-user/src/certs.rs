@@ -249,7 +249,7 @@ mod tests {
         let more = add_to_dev_pki(&dir, &[], &["carol".into()]).unwrap();
         let ca = X509::from_pem(&fs::read(&pki.ca_pem).unwrap()).unwrap();
         let carol = X509::from_pem(&fs::read(&more.clients[0].1).unwrap()).unwrap();
-        assert_eq!(carol.verify(&ca.public_key().unwrap()).unwrap(), true);
+        assert!(carol.verify(&ca.public_key().unwrap()).unwrap());
         assert_eq!(carol.issuer_name().to_der().unwrap(), ca.subject_name().to_der().unwrap());
         let _ = fs::remove_dir_all(&dir);
     }

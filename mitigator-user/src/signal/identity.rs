@@ -75,7 +75,10 @@ pub fn client_of(cred: &Credential, domains: &[ClientDomain]) -> Option<ClientCt
 }
 
 /// The PSK table of the DTLS server: every `psk:` identity with its key.
-pub fn psk_table(domains: &[ClientDomain]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+/// (identity, key) pairs, as `SecurityConfig::psk` takes them.
+pub type PskTable = Vec<(Vec<u8>, Vec<u8>)>;
+
+pub fn psk_table(domains: &[ClientDomain]) -> Result<PskTable, String> {
     let mut out = Vec::new();
     for d in domains {
         for id in d.identities.iter().filter_map(|i| i.strip_prefix("psk:")) {
@@ -89,7 +92,7 @@ pub fn psk_table(domains: &[ClientDomain]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, St
 /// Hex to bytes (PSK keys are binary; hex keeps them printable in TOML).
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
-    if s.is_empty() || s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if s.is_empty() || !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("a PSK key is an even number of hex digits".into());
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string())).collect()

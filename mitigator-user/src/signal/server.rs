@@ -248,7 +248,7 @@ async fn connection(mut conn: Conn, peer: PeerInfo, framing: Framing, shared: Ar
         shared.handler.registry.dots_session(&c.cuid, true);
         refresh_params(&shared, &mut session, &c.cuid).await;
     }
-    let mut calls: JoinSet<(Call, Answer)> = JoinSet::new();
+    let mut calls: JoinSet<(Box<Call>, Answer)> = JoinSet::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending = first;
     loop {
@@ -283,7 +283,7 @@ async fn connection(mut conn: Conn, peer: PeerInfo, framing: Framing, shared: Ar
 }
 
 /// Sends, starts calls; false when the connection must end.
-async fn flush(conn: &mut Conn, session: &mut Session, calls: &mut JoinSet<(Call, Answer)>, shared: &Arc<Shared>, client: Option<&ClientCtx>, outputs: Vec<Output>) -> bool {
+async fn flush(conn: &mut Conn, session: &mut Session, calls: &mut JoinSet<(Box<Call>, Answer)>, shared: &Arc<Shared>, client: Option<&ClientCtx>, outputs: Vec<Output>) -> bool {
     let mut queue = std::collections::VecDeque::from(outputs);
     while let Some(o) = queue.pop_front() {
         match o {

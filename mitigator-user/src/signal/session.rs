@@ -12,6 +12,7 @@
 //! - stream (RFC 8323 over TLS): our CSM first and theirs expected first
 //!   (§5.3: else Abort), Ping → Pong, Release/Abort close, the peer's
 //!   Max-Message-Size bounds what we send.
+//!
 //! Both: 4.02 for an unknown critical option (RFC 7252 §5.4.1), Block1
 //! reassembly and Block2 slicing (RFC 7959), heartbeats both ways (RFC 9132
 //! 4.7: the server sends Non-confirmable PUT /hb too), Observe (4.4.2.1).
@@ -55,8 +56,9 @@ pub struct SessionSettings {
 pub enum Output {
     /// Send these bytes (one datagram, or stream bytes).
     Transmit(Vec<u8>),
-    /// Execute `call.op` and hand the result to [`Session::answer`].
-    Call(Call),
+    /// Execute `call.op` and hand the result to [`Session::answer`]
+    /// (boxed: an op holds a whole request, a transmit only bytes).
+    Call(Box<Call>),
     /// End the connection (after transmitting what came before).
     Close,
 }
@@ -341,12 +343,12 @@ impl Session {
                 self.last_peer_hb = Some(now);
                 vec![self.respond(&head, Reply::empty(Code::CHANGED))]
             }
-            Ok(op) => vec![Output::Call(Call { op, kind: CallKind::Request(head) })],
+            Ok(op) => vec![Output::Call(Box::new(Call { op, kind: CallKind::Request(head) }))],
         }
     }
 
     /// The result of a call: the response, or the notification.
-    pub fn answer(&mut self, call: Call, answer: Answer, now: Instant) -> Vec<Output> {
+    pub fn answer(&mut self, call: Box<Call>, answer: Answer, now: Instant) -> Vec<Output> {
         if self.closed {
             return Vec::new();
         }
@@ -446,7 +448,7 @@ impl Session {
         }
         let (iv, sp) = (self.settings.observe_interval, self.settings.notification_spacing);
         for (token, mid, content) in self.observations.take_due(now, iv, sp) {
-            out.push(Output::Call(Call { op: Op::MitigateGet { mid, content }, kind: CallKind::Notify(token) }));
+            out.push(Output::Call(Box::new(Call { op: Op::MitigateGet { mid, content }, kind: CallKind::Notify(token) })));
         }
         out
     }
