@@ -58,6 +58,35 @@ pub fn create_dev_pki(dir: &Path, server_names: &[String], clients: &[String]) -
     Ok(pki)
 }
 
+/// Issues more client certificates (and, with `server_names`, a new server
+/// certificate) from the development CA already in `dir` (`ca.pem`,
+/// `ca-key.pem`), so that a daemon's PKI can grow without replacing its CA.
+///
+/// The CA certificate is rebuilt from its key and the fixed CA parameters: same
+/// subject and key identifier, so the new certificates chain to the `ca.pem` on disk.
+pub fn add_to_dev_pki(dir: &Path, server_names: &[String], clients: &[String]) -> Result<DevPki> {
+    for name in clients {
+        check_file_stem(name)?;
+    }
+    let key_pem = fs::read_to_string(dir.join("ca-key.pem")).with_context(|| format!("reading {}/ca-key.pem", dir.display()))?;
+    let ca_key = KeyPair::from_pem(&key_pem).context("parsing ca-key.pem")?;
+    let ca = ca_params().self_signed(&ca_key)?;
+    let (server_pem, server_key_pem) = if server_names.is_empty() {
+        (dir.join("server.pem"), dir.join("server-key.pem"))
+    } else {
+        let server_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let server = server_params(server_names)?.signed_by(&server_key, &ca, &ca_key)?;
+        (write(dir, "server.pem", &server.pem())?, write_secret(dir, "server-key.pem", &server_key.serialize_pem())?)
+    };
+    Ok(DevPki {
+        ca_pem: dir.join("ca.pem"),
+        ca_key_pem: dir.join("ca-key.pem"),
+        server_pem,
+        server_key_pem,
+        clients: clients.iter().map(|name| write_client(dir, name, &ca, &ca_key)).collect::<Result<_>>()?,
+    })
+}
+
 /// The SubjectPublicKeyInfo (DER) of the first certificate in `cert_pem`: the bytes a
 /// DOTS server hashes into the client's cuid (RFC 9132 section 4.4.1).
 pub fn spki_der_of(cert_pem: &[u8]) -> Result<Vec<u8>> {
@@ -210,6 +239,18 @@ mod tests {
         let key = openssl::pkey::PKey::private_key_from_pem(&fs::read(&pki.clients[0].2).unwrap()).unwrap();
         assert_eq!(spki, key.public_key_to_der().unwrap());
         assert_eq!(spki.len(), 91, "P-256 SPKI is 91 bytes");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn added_clients_chain_to_the_existing_ca() {
+        let dir = scratch().with_extension("add");
+        let pki = create_dev_pki(&dir, &[], &["alice".into()]).unwrap();
+        let more = add_to_dev_pki(&dir, &[], &["carol".into()]).unwrap();
+        let ca = X509::from_pem(&fs::read(&pki.ca_pem).unwrap()).unwrap();
+        let carol = X509::from_pem(&fs::read(&more.clients[0].1).unwrap()).unwrap();
+        assert!(carol.verify(&ca.public_key().unwrap()).unwrap());
+        assert_eq!(carol.issuer_name().to_der().unwrap(), ca.subject_name().to_der().unwrap());
         let _ = fs::remove_dir_all(&dir);
     }
 

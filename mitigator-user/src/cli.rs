@@ -103,6 +103,32 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Create a development PKI for the DOTS signal channel (CA, server and
+    /// client certificates), or add clients to the one in --dir; prints each
+    /// client's cuid and its [[signal.clients]] entry.
+    Certs {
+        /// Where the PEM files go (the daemon's own is <state_dir>/pki).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Names (DNS or IP) of the server certificate; repeatable.
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
+        /// A client certificate to issue (file names NAME.pem, NAME-key.pem); repeatable.
+        #[arg(long = "client")]
+        clients: Vec<String>,
+    },
+    /// Convert a DOTS signal-channel body between the JSON of RFC 9132's
+    /// figures and application/dots+cbor (what `coap-client -t 271 -f` sends).
+    DotsCbor {
+        /// CBOR to JSON instead.
+        #[arg(long)]
+        decode: bool,
+        /// Input file (default: stdin).
+        input: Option<PathBuf>,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -182,7 +208,53 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("removed pinned data plane under {}", cfg.dataplane.pin_dir.display());
             Ok(())
         }
+        Command::Certs { dir, server_names, clients } => certs(&dir, &server_names, &clients),
+        Command::DotsCbor { decode, input, output } => dots_cbor(decode, input, output),
     }
+}
+
+/// `mitigator certs`: a new dev PKI, or more clients from the CA in `dir`.
+fn certs(dir: &std::path::Path, server_names: &[String], clients: &[String]) -> anyhow::Result<()> {
+    let existing = dir.join("ca.pem").exists() && dir.join("ca-key.pem").exists();
+    let pki = if existing {
+        crate::certs::add_to_dev_pki(dir, server_names, clients)?
+    } else {
+        crate::certs::create_dev_pki(dir, server_names, clients)?
+    };
+    println!("{} development CA: {}", if existing { "reused" } else { "created" }, pki.ca_pem.display());
+    println!("server certificate: {} (key {})", pki.server_pem.display(), pki.server_key_pem.display());
+    for (name, cert, key) in &pki.clients {
+        let cuid = dots_proto::signal::cuid_from_spki(&crate::certs::spki_der_of(&std::fs::read(cert)?)?);
+        println!("\nclient {name}: {} (key {})\ncuid {cuid}", cert.display(), key.display());
+        println!("[[signal.clients]]\nname = \"{name}\"\nprefixes = [\"203.0.113.0/24\"]   # what {name} may ask mitigation for: edit\nidentities = [\"cuid:{cuid}\"]");
+    }
+    Ok(())
+}
+
+/// `mitigator dots-cbor`: JSON (RFC 7951, as in RFC 9132's figures) ⇄ CBOR.
+fn dots_cbor(decode: bool, input: Option<PathBuf>, output: Option<PathBuf>) -> anyhow::Result<()> {
+    use dots_proto::signal::SignalMessage;
+    use std::io::{Read, Write};
+    let mut data = Vec::new();
+    match &input {
+        Some(p) => data = std::fs::read(p)?,
+        None => {
+            std::io::stdin().read_to_end(&mut data)?;
+        }
+    }
+    let out = if decode {
+        let m = SignalMessage::from_cbor(&data).map_err(|e| anyhow::anyhow!("not a DOTS signal body: {e}"))?;
+        (m.value.to_json_string() + "\n").into_bytes()
+    } else {
+        let text = String::from_utf8(data)?;
+        let m = SignalMessage::from_json(&text).map_err(|e| anyhow::anyhow!("not a DOTS signal body: {e}"))?;
+        m.value.to_cbor()
+    };
+    match output {
+        Some(p) => std::fs::write(p, out)?,
+        None => std::io::stdout().write_all(&out)?,
+    }
+    Ok(())
 }
 
 fn print_protection(p: &Protection, json: bool, verb: &str) {

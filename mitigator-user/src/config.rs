@@ -138,6 +138,51 @@ pub struct SignalServerConfig {
     /// Active-but-terminating period after a DELETE, and its cap (4.4.4).
     pub terminating_period_s: u32,
     pub terminating_max_s: u32,
+    /// Acceptable range and default of 'heartbeat-interval' (seconds) and
+    /// 'missing-hb-allowed' that clients may negotiate (RFC 9132 4.5.2;
+    /// the defaults are the text's 15-240 s / 30 s and 3-20 / 15).
+    pub heartbeat_interval: ParamRange,
+    pub missing_hb_allowed: ParamRange,
+    /// Periodic Observe notifications carrying live counters, seconds
+    /// (0: only on status changes). Status changes are always notified.
+    pub observe_interval_s: u32,
+    /// Least time between two notifications of one observation: "MUST NOT
+    /// send more than one asynchronous notification every 3 seconds"
+    /// without an RTT estimate (4.4.2.1).
+    pub notification_spacing_ms: u64,
+    /// Deadline for resolving a 'target-fqdn' or 'target-uri' host with the
+    /// system resolver (4.4.1.1); past it the request is refused.
+    pub resolve_timeout_ms: u64,
+    /// Send every client to another server (5.03 + redirected-signal, 4.6).
+    pub redirect: Option<Redirect>,
+}
+
+/// A negotiable uint16 parameter: acceptable range and default current value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamRange {
+    pub min: u16,
+    pub max: u16,
+    pub default: u16,
+}
+
+/// Redirection to an alternate DOTS server (RFC 9132 4.6).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    /// FQDN of the alternate server ('alt-server').
+    pub alt_server: String,
+    /// Its addresses ('alt-server-record').
+    #[serde(default)]
+    pub alt_server_record: Vec<std::net::IpAddr>,
+    /// Seconds the client should keep using it (the Max-Age option; 0 =
+    /// this request only, 4294967295 = forever).
+    #[serde(default = "default_redirect_ttl")]
+    pub ttl: u32,
+}
+
+fn default_redirect_ttl() -> u32 {
+    3600
 }
 
 impl Default for SignalServerConfig {
@@ -158,6 +203,12 @@ impl Default for SignalServerConfig {
             other_client_overlap: OverlapPolicy::Accept,
             terminating_period_s: 120,
             terminating_max_s: 300,
+            heartbeat_interval: ParamRange { min: 15, max: 240, default: 30 },
+            missing_hb_allowed: ParamRange { min: 3, max: 20, default: 15 },
+            observe_interval_s: 10,
+            notification_spacing_ms: 3000,
+            resolve_timeout_ms: 2000,
+            redirect: None,
         }
     }
 }
@@ -253,6 +304,20 @@ impl Config {
         }
         if self.signal.terminating_period_s > self.signal.terminating_max_s {
             return Err("signal.terminating_period_s: must not exceed signal.terminating_max_s".into());
+        }
+        for (name, r) in [("heartbeat_interval", self.signal.heartbeat_interval), ("missing_hb_allowed", self.signal.missing_hb_allowed)] {
+            if r.min == 0 || r.min > r.default || r.default > r.max {
+                return Err(format!("signal.{name} = {{ min = {}, max = {}, default = {} }}: need 1 <= min <= default <= max", r.min, r.max, r.default));
+            }
+        }
+        for (i, c) in self.signal.clients.iter().enumerate() {
+            for id in &c.identities {
+                crate::signal::identity::Identity::parse(id).map_err(|e| format!("signal.clients[{i}].identities: {e}"))?;
+                if let Some(psk) = id.strip_prefix("psk:") {
+                    let key = c.psk_keys.get(psk).ok_or_else(|| format!("signal.clients[{i}].psk_keys: no key for identity \"{psk}\""))?;
+                    crate::signal::identity::decode_hex(key).map_err(|e| format!("signal.clients[{i}].psk_keys.{psk}: {e}"))?;
+                }
+            }
         }
         Ok(())
     }

@@ -34,6 +34,11 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     attach_all(&mut dataplane, &cfg)?;
     let store = Store::open(&cfg.daemon.state_dir)?;
     let registry = Registry::start(cfg.clone(), store, dataplane)?;
+    // Kept until the daemon stops: dropping it closes the listeners.
+    let _signal = match cfg.signal.enabled {
+        true => Some(crate::signal::start(&cfg, registry.clone()).await.context("DOTS signal channel ([signal])")?),
+        false => None,
+    };
 
     let (stop, _) = watch::channel(false);
     let server = tokio::spawn({

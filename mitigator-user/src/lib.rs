@@ -18,6 +18,7 @@ pub mod dataplane;
 pub mod dots;
 pub mod protection;
 pub mod registry;
+pub mod signal;
 pub mod stats;
 pub mod store;
 pub mod transport;

@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod netlab;
+pub mod signal;
 pub mod traffic;
 
 pub use daemon::Daemon;

@@ -65,8 +65,23 @@ pub(super) fn policy(cfg: &Config) -> DotsPolicy {
             terminating_max_s: s.terminating_max_s,
             ..TablePolicy::default()
         },
-        config: Default::default(),
+        config: config_policy(s),
     }
+}
+
+/// The acceptable session-configuration ranges (4.5.2): the defaults of
+/// the text, with the heartbeat ranges from `[signal]`.
+fn config_policy(s: &crate::config::SignalServerConfig) -> dots_proto::signal::ConfigPolicy {
+    use dots_proto::signal::IntParam;
+    let mut policy = dots_proto::signal::ConfigPolicy::default();
+    let hb = IntParam::range(s.heartbeat_interval.min, s.heartbeat_interval.max, s.heartbeat_interval.default);
+    let missing = IntParam::range(s.missing_hb_allowed.min, s.missing_hb_allowed.max, s.missing_hb_allowed.default);
+    for set in [&mut policy.acceptable.mitigating_config, &mut policy.acceptable.idle_config] {
+        let set = set.get_or_insert_with(dots_proto::signal::ConfigParameters::server_default);
+        set.heartbeat_interval = Some(hb);
+        set.missing_hb_allowed = Some(missing);
+    }
+    policy
 }
 
 /// The DOTS state as stored (rows and configs), under the config's policy.
