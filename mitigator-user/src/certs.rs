@@ -192,15 +192,16 @@ mod tests {
     use super::*;
     use openssl::x509::X509;
 
-    fn scratch() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mitigator-certs-unit-{}", std::process::id()));
+    /// A directory of its own per test: tests run in parallel threads.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mitigator-certs-unit-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
 
     #[test]
     fn writes_a_chain_that_verifies_with_the_expected_names() {
-        let dir = scratch();
+        let dir = scratch("writes_a_chain_that_verifies_with_the_expected_names");
         let pki = create_dev_pki(&dir, &["dots.example.net".into(), "192.0.2.7".into()], &["cpe1".into()]).unwrap();
         let ca = X509::from_pem(&fs::read(&pki.ca_pem).unwrap()).unwrap();
         let server = X509::from_pem(&fs::read(&pki.server_pem).unwrap()).unwrap();
@@ -233,7 +234,7 @@ mod tests {
 
     #[test]
     fn spki_is_the_der_public_key_of_the_certificate() {
-        let dir = scratch().with_extension("spki");
+        let dir = scratch("spki_is_the_der_public_key_of_the_certificate").with_extension("spki");
         let pki = create_dev_pki(&dir, &[], &["c".into()]).unwrap();
         let spki = spki_der_of(&fs::read(&pki.clients[0].1).unwrap()).unwrap();
         let key = openssl::pkey::PKey::private_key_from_pem(&fs::read(&pki.clients[0].2).unwrap()).unwrap();
@@ -244,7 +245,7 @@ mod tests {
 
     #[test]
     fn added_clients_chain_to_the_existing_ca() {
-        let dir = scratch().with_extension("add");
+        let dir = scratch("added_clients_chain_to_the_existing_ca").with_extension("add");
         let pki = create_dev_pki(&dir, &[], &["alice".into()]).unwrap();
         let more = add_to_dev_pki(&dir, &[], &["carol".into()]).unwrap();
         let ca = X509::from_pem(&fs::read(&pki.ca_pem).unwrap()).unwrap();
@@ -256,7 +257,7 @@ mod tests {
 
     #[test]
     fn client_names_cannot_escape_the_directory() {
-        let dir = scratch().with_extension("names");
+        let dir = scratch("client_names_cannot_escape_the_directory").with_extension("names");
         assert!(create_dev_pki(&dir, &[], &["../evil".into()]).is_err());
         assert!(create_dev_pki(&dir, &[], &["server".into()]).is_err());
         let _ = fs::remove_dir_all(&dir);
