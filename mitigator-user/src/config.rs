@@ -23,6 +23,133 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// The DOTS signal-channel server.
     pub signal: SignalServerConfig,
+    /// Upstream DOTS servers (`[[upstream]]`), one per provisioning domain
+    /// (RFC 9284 section 5.1), asked for help by the escalation controller
+    /// and the gateway.
+    pub upstream: Vec<UpstreamConfig>,
+    /// When to ask upstream for help (`[escalation]`).
+    pub escalation: EscalationConfig,
+    /// Client-domain DOTS gateway (`[gateway]`).
+    pub gateway: GatewayConfig,
+}
+
+/// One upstream DOTS server and its provisioning domain (RFC 9284 5.1:
+/// "The DOTS client MUST be able to associate a DOTS server with each
+/// provisioning domain it serves").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Unique name, used in logs, status and `fallback` lists.
+    pub name: toml::Spanned<String>,
+    /// `HOST`, `HOST:PORT` or `[IPv6]:PORT` (port 4646 by default).
+    pub server: crate::client_dots::ServerAddr,
+    /// Provider-assigned prefixes of this domain: requests for targets
+    /// inside them go to this server only (RFC 9284 5.1). Targets inside no
+    /// domain's prefixes are provider-independent and go to every server
+    /// that is not `fallback_only`.
+    #[serde(default)]
+    pub prefixes: Vec<ipnet::IpNet>,
+    /// Servers (by name) tried in turn when this one refuses or cannot be
+    /// reached (the use cases' "fallback upstream DDoS mitigation service").
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    /// Used only as some server's fallback, never asked first.
+    #[serde(default)]
+    pub fallback_only: bool,
+    #[serde(default)]
+    pub transport: crate::client_dots::TransportChoice,
+    /// PSK identity and key (hex), DTLS only; or `cert`, `key` and `ca`.
+    pub psk_identity: Option<String>,
+    pub psk_key: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    /// Source address of the sessions with this server (RFC 9284 5.1: the
+    /// session "must be established using the interface from which the DOTS
+    /// server was provisioned").
+    pub source: Option<std::net::IpAddr>,
+    pub interface: Option<String>,
+}
+
+/// The escalation controller: capacity, thresholds, hold times, retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// Ask upstream when a target's load exceeds the capacity (needs at
+    /// least one `[[upstream]]`).
+    pub enabled: bool,
+    /// What the host and its link can take: bits/s and packets/s (passed
+    /// plus dropped by XDP; the program sees every packet).
+    pub capacity_bps: u64,
+    pub capacity_pps: u64,
+    /// A target whose inbound load exceeds `high` x capacity (pps or bps) for
+    /// `hold_up_ms` is escalated; it is withdrawn after its load (local plus
+    /// what the upstream reports dropping) stays under `low` x capacity (pps
+    /// and bps) for `hold_down_ms`.
+    pub high: f64,
+    pub low: f64,
+    pub hold_up_ms: u64,
+    pub hold_down_ms: u64,
+    /// Backoff between rounds of attempts when every server refused or was
+    /// unreachable, doubling from min to max; also the client's reconnect
+    /// backoff (RFC 9132 4.7 recommends minutes; tests use seconds).
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    /// How often an active upstream mitigation's status is read and an
+    /// efficacy update considered (4.4.3).
+    pub efficacy_interval_ms: u64,
+    /// Lifetime asked for upstream mitigations, seconds (refreshed by the client).
+    pub lifetime_s: u32,
+    /// Heartbeat interval to negotiate with upstream servers, seconds.
+    pub heartbeat_interval_s: Option<u16>,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            enabled: true,
+            capacity_bps: 10_000_000_000,
+            capacity_pps: 2_000_000,
+            high: 0.8,
+            low: 0.5,
+            hold_up_ms: 5_000,
+            hold_down_ms: 60_000,
+            retry_min_ms: 5_000,
+            retry_max_ms: 300_000,
+            efficacy_interval_ms: 10_000,
+            lifetime_s: 3600,
+            heartbeat_interval_s: None,
+        }
+    }
+}
+
+/// What the gateway does with downstream requests no upstream manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayOthers {
+    /// Mitigate here, as a DOTS server.
+    Local,
+    /// 4.00 naming the prefix (RFC 9284 5.3: "forwarded upstream ... or rejected").
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Relay downstream requests for prefixes an upstream manages.
+    pub enabled: bool,
+    /// Provider-independent prefixes relayed to every upstream (PA prefixes
+    /// are those of each `[[upstream]]`).
+    pub relay_prefixes: Vec<ipnet::IpNet>,
+    pub others: GatewayOthers,
+    /// How often relayed mitigations' upstream status is read, ms.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig { enabled: false, relay_prefixes: Vec::new(), others: GatewayOthers::Local, poll_interval_ms: 2000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +366,9 @@ impl Default for Config {
             dataplane: DataplaneConfig::default(),
             profiles: BTreeMap::new(),
             signal: SignalServerConfig::default(),
+            upstream: Vec::new(),
+            escalation: EscalationConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -277,6 +407,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         cfg.check()?;
+        cfg.check_upstreams(text)?;
         cfg.profiles.entry("default".into()).or_insert_with(default_profile);
         Ok(cfg)
     }
@@ -322,14 +453,102 @@ impl Config {
         Ok(())
     }
 
+    /// `[[upstream]]`, `[escalation]`, `[gateway]`: errors name the line of
+    /// the upstream's `name` and the field.
+    fn check_upstreams(&self, text: &str) -> Result<(), String> {
+        let at = |u: &UpstreamConfig| format!("line {}, upstream \"{}\"", line_of(text, u.name.span().start), u.name.get_ref());
+        for (i, u) in self.upstream.iter().enumerate() {
+            let name = u.name.get_ref();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(format!("{}: name: use letters, digits, '-' and '_'", at(u)));
+            }
+            if self.upstream[..i].iter().any(|o| o.name.get_ref() == name) {
+                return Err(format!("{}: name: another [[upstream]] has this name", at(u)));
+            }
+            let psk = (u.psk_identity.is_some(), u.psk_key.is_some());
+            let cert = (u.cert.is_some(), u.key.is_some(), u.ca.is_some());
+            match (psk, cert) {
+                ((true, true), (false, false, _)) => {
+                    crate::signal::identity::decode_hex(u.psk_key.as_deref().unwrap_or_default())
+                        .map_err(|e| format!("{}: psk_key: {e}", at(u)))?;
+                }
+                ((false, false), (true, true, true)) => {}
+                ((false, false), (false, false, _)) => {
+                    return Err(format!("{}: no credential: set psk_identity and psk_key, or cert, key and ca", at(u)))
+                }
+                ((true, false), _) => return Err(format!("{}: psk_key: missing (psk_identity is set)", at(u))),
+                ((false, true), _) => return Err(format!("{}: psk_identity: missing (psk_key is set)", at(u))),
+                ((true, true), _) => return Err(format!("{}: give either psk_identity/psk_key or cert/key/ca, not both", at(u))),
+                (_, (c, k, ca)) => {
+                    let missing = [(c, "cert"), (k, "key"), (ca, "ca")].iter().find(|(set, _)| !set).map(|(_, f)| *f).unwrap_or("cert");
+                    return Err(format!("{}: {missing}: missing (a certificate credential needs cert, key and ca)", at(u)));
+                }
+            }
+            for f in &u.fallback {
+                if f == name || !self.upstream.iter().any(|o| o.name.get_ref() == f) {
+                    return Err(format!("{}: fallback: \"{f}\" is not the name of another [[upstream]]", at(u)));
+                }
+            }
+            if u.transport == crate::client_dots::TransportChoice::Tls && u.psk_identity.is_some() {
+                return Err(format!("{}: transport: PSK works over DTLS only (use \"dtls\" or \"auto\")", at(u)));
+            }
+        }
+        let e = &self.escalation;
+        if !(0.0 < e.low && e.low < e.high && e.high <= 1.0) {
+            return Err(format!("escalation.low = {}, escalation.high = {}: need 0 < low < high <= 1", e.low, e.high));
+        }
+        if e.capacity_bps == 0 || e.capacity_pps == 0 {
+            return Err("escalation.capacity_bps, capacity_pps: must be positive".into());
+        }
+        if e.retry_min_ms == 0 || e.retry_min_ms > e.retry_max_ms {
+            return Err(format!("escalation.retry_min_ms = {}: need 1 <= retry_min_ms <= retry_max_ms", e.retry_min_ms));
+        }
+        if e.efficacy_interval_ms < 100 {
+            return Err(format!("escalation.efficacy_interval_ms = {}: must be at least 100", e.efficacy_interval_ms));
+        }
+        if e.lifetime_s == 0 {
+            return Err("escalation.lifetime_s: must be positive".into());
+        }
+        if self.gateway.enabled && self.upstream.is_empty() {
+            return Err("gateway.enabled: a gateway needs at least one [[upstream]]".into());
+        }
+        Ok(())
+    }
+
     pub fn profile(&self, name: &str) -> Option<&Profile> {
         self.profiles.get(name)
     }
 }
 
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstreams_parse_and_bad_ones_name_line_and_field() {
+        let ok = "[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\nprefixes = [\"198.51.100.0/25\"]\npsk_identity = \"h\"\npsk_key = \"00ff\"\nfallback = [\"B\"]\n\n[[upstream]]\nname = \"B\"\nserver = \"[2001:db8::1]:5000\"\ncert = \"c\"\nkey = \"k\"\nca = \"ca\"\n";
+        let cfg = Config::parse(ok).unwrap();
+        assert_eq!(cfg.upstream.len(), 2);
+        assert_eq!(cfg.upstream[1].server.port, 5000);
+
+        let e = Config::parse("\n[[upstream]]\nname = \"A\"\nserver = \"host:99999\"\npsk_identity = \"h\"\npsk_key = \"00\"\n").unwrap_err();
+        assert!(e.contains("line 4") && e.contains("server") && e.contains("bad server address"), "{e}");
+        let e = Config::parse("\n\n[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\n").unwrap_err();
+        assert!(e.contains("line 4") && e.contains("no credential"), "{e}");
+        let e = Config::parse("[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\ncert = \"c\"\nkey = \"k\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("ca: missing"), "{e}");
+        let e = Config::parse("[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\npsk_identity = \"h\"\npsk_key = \"00\"\nfallback = [\"Z\"]\n").unwrap_err();
+        assert!(e.contains("fallback") && e.contains("\"Z\""), "{e}");
+        let e = Config::parse("[[upstream]]\nname = \"A\"\nsrever = \"192.0.2.1\"\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("srever"), "{e}");
+        let e = Config::parse("[escalation]\nhigh = 0.4\nlow = 0.5\n").unwrap_err();
+        assert!(e.contains("escalation.low"), "{e}");
+    }
 
     #[test]
     fn empty_file_is_all_defaults() {

@@ -34,6 +34,15 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     attach_all(&mut dataplane, &cfg)?;
     let store = Store::open(&cfg.daemon.state_dir)?;
     let registry = Registry::start(cfg.clone(), store, dataplane)?;
+    // Sessions with every upstream server from the start (RFC 9284 5.1).
+    let upstreams = match cfg.upstream.is_empty() {
+        true => None,
+        false => Some(std::sync::Arc::new(crate::escalation::Upstreams::start(&cfg).context("[[upstream]]")?)),
+    };
+    let _escalation = match (&upstreams, cfg.escalation.enabled) {
+        (Some(up), true) => Some(crate::escalation::start(&cfg, registry.clone(), up.clone())),
+        _ => None,
+    };
     // Kept until the daemon stops: dropping it closes the listeners.
     let _signal = match cfg.signal.enabled {
         true => Some(crate::signal::start(&cfg, registry.clone()).await.context("DOTS signal channel ([signal])")?),

@@ -16,6 +16,7 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod dots;
+pub mod escalation;
 pub mod protection;
 pub mod registry;
 pub mod signal;

@@ -14,7 +14,8 @@ use crate::transport::ClientSecurity;
 
 /// A server as the operator writes it: `host`, `host:port`, `[v6]:port` or a bare IPv6
 /// address; the port defaults to 4646 (section 10.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct ServerAddr {
     pub host: String,
     pub port: u16,
@@ -67,8 +68,16 @@ impl FromStr for ServerAddr {
     }
 }
 
+impl TryFrom<String> for ServerAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 /// Which secure transports to try.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TransportChoice {
     /// Happy eyeballs over both, DTLS preferred (4.3).
     #[default]
@@ -115,6 +124,8 @@ pub struct ClientConfig {
     /// Observe each mitigation this client creates (4.4.2.1), so that [`super::DotsClient::updates`]
     /// reports its status changes.
     pub observe_own: bool,
+    /// Source address and interface of the sessions (RFC 9284 5.1).
+    pub bind: crate::transport::LocalBind,
 }
 
 impl ClientConfig {
@@ -134,6 +145,7 @@ impl ClientConfig {
             reconnect_min: Duration::from_secs(60),
             reconnect_max: Duration::from_secs(300),
             observe_own: true,
+            bind: Default::default(),
         }
     }
 }

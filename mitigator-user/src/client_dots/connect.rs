@@ -94,10 +94,14 @@ pub async fn connect(cfg: &ClientConfig, cache: &mut EyeballsCache) -> Result<Cl
 async fn attempt(cfg: &ClientConfig, c: Candidate) -> Result<ClientLink, TransportError> {
     match c.transport {
         Transport::Dtls => {
-            let opts = DtlsClientOptions { handshake_timeout: cfg.handshake_timeout, ..DtlsClientOptions::default() };
+            let opts = DtlsClientOptions {
+                handshake_timeout: cfg.handshake_timeout,
+                bind: cfg.bind.clone(),
+                ..DtlsClientOptions::default()
+            };
             dtls_client::connect(c.addr, &cfg.server.host, &cfg.security, &opts).await
         }
-        Transport::Tls => tls_client::connect(c.addr, &cfg.server.host, &cfg.security, cfg.handshake_timeout).await,
+        Transport::Tls => tls_client::connect(c.addr, &cfg.server.host, &cfg.security, cfg.handshake_timeout, &cfg.bind).await,
     }
 }
 

@@ -187,6 +187,16 @@ impl Owner_ {
         self.dots_effects(events).map_err(internal)
     }
 
+    pub(super) fn dots_set_status(&mut self, cuid: &str, mid: u32, status: Status) -> Result<(), Refusal> {
+        let snapshot = self.dots.clone();
+        let events = self.dots.set_status(cuid, mid, status, now_ms())?;
+        if let Err(e) = self.dots_effects(events) {
+            self.dots_rollback(snapshot);
+            return Err(internal(e));
+        }
+        Ok(())
+    }
+
     pub(super) fn dots_session_params(&self, cuid: &str) -> SessionParams {
         self.dots.session_params(cuid)
     }

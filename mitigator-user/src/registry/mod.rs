@@ -115,6 +115,11 @@ enum Command {
     DotsConfigGet { cuid: String, sid: Option<u32>, reply: oneshot::Sender<Result<SignalConfig, Refusal>> },
     DotsConfigDelete { cuid: String, reply: oneshot::Sender<Result<(), Refusal>> },
     DotsSessionParams { cuid: String, reply: oneshot::Sender<SessionParams> },
+    /// The escalation controller sets a status (1-4, e.g. 4 when the attack
+    /// exceeds this host's capability, Table 3).
+    DotsSetStatus { cuid: String, mid: u32, status: dots_proto::signal::Status, reply: oneshot::Sender<Result<(), Refusal>> },
+    /// The escalation controller's latest state, shown by `status`.
+    SetEscalation(crate::escalation::EscalationReport),
     /// Stop the owner; with `uninstall`, detach the data plane and remove
     /// its pins (otherwise it keeps enforcing without the daemon).
     Shutdown { uninstall: bool, reply: Reply<()> },
@@ -146,6 +151,9 @@ pub struct Status {
     pub interfaces: Vec<IfaceStatus>,
     pub accept_list: Vec<IpNet>,
     pub drop_list: Vec<IpNet>,
+    /// Upstream escalation (absent when no `[[upstream]]` is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<crate::escalation::EscalationReport>,
 }
 
 /// Handle to the registry owner; cheap to clone.
@@ -220,6 +228,24 @@ impl Registry {
         self.ask_dots(|reply| Command::DotsConfigDelete { cuid, reply }).await
     }
 
+    /// Sets a DOTS mitigation's status (1-4), persisted and notified to its
+    /// observers like any other change.
+    pub async fn dots_set_status(&self, cuid: &str, mid: u32, status: dots_proto::signal::Status) -> Result<(), Refusal> {
+        let cuid = cuid.to_string();
+        self.ask_dots(|reply| Command::DotsSetStatus { cuid, mid, status, reply }).await
+    }
+
+    /// Tells the observers of a mitigation that it changed (its view is
+    /// overlaid by the gateway with the upstream's status).
+    pub fn dots_touch(&self, cuid: &str, mid: u32) {
+        let _ = self.notices.send(DotsNotice::Mitigation { cuid: cuid.to_string(), mid });
+    }
+
+    /// Publishes the escalation controller's state for `status`.
+    pub fn set_escalation(&self, report: crate::escalation::EscalationReport) {
+        let _ = self.tx.send(Command::SetEscalation(report));
+    }
+
     /// The heartbeat and retransmission values of `cuid`'s session now.
     pub async fn dots_session_params(&self, cuid: &str) -> SessionParams {
         let (reply, rx) = oneshot::channel();
@@ -269,6 +295,7 @@ struct Owner_ {
     rates: RateTracker,
     dots: DotsState,
     notices: dots::Notices,
+    escalation: Option<crate::escalation::EscalationReport>,
 }
 
 fn now_unix() -> u64 {
@@ -292,6 +319,7 @@ impl Owner_ {
             rates: RateTracker::default(),
             dots,
             notices,
+            escalation: None,
         };
         owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
@@ -372,6 +400,10 @@ impl Owner_ {
             Command::DotsSessionParams { cuid, reply } => {
                 let _ = reply.send(self.dots_session_params(&cuid));
             }
+            Command::DotsSetStatus { cuid, mid, status, reply } => {
+                let _ = reply.send(self.dots_set_status(&cuid, mid, status));
+            }
+            Command::SetEscalation(report) => self.escalation = Some(report),
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -552,7 +584,13 @@ impl Owner_ {
             .filter(|(ifindex, cur)| *ifindex != 0 || cur.verdicts.iter().any(|c| c.packets > 0))
             .map(|(ifindex, cur)| iface_status(ifindex, cur, &self.rates))
             .collect();
-        Status { protections, interfaces, accept_list: self.accept.clone(), drop_list: self.drop.clone() }
+        Status {
+            protections,
+            interfaces,
+            accept_list: self.accept.clone(),
+            drop_list: self.drop.clone(),
+            escalation: self.escalation.clone(),
+        }
     }
 
     /// Status reports current totals even between ticks.

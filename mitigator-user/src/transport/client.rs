@@ -36,6 +36,30 @@ impl fmt::Debug for ClientCredential {
     }
 }
 
+/// Where a client's sockets are bound: a source address and/or an interface
+/// (SO_BINDTODEVICE). RFC 9284 5.1: a session with a provisioning domain's
+/// server "must be established using the interface from which the DOTS
+/// server was provisioned", with that domain's source address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalBind {
+    pub source: Option<std::net::IpAddr>,
+    pub interface: Option<String>,
+}
+
+impl LocalBind {
+    /// The local address for a socket toward `server` (port 0: any).
+    pub fn addr_for(&self, server: &SocketAddr) -> Result<SocketAddr> {
+        match self.source {
+            Some(ip) if ip.is_ipv6() != server.is_ipv6() => Err(TransportError::Config(format!(
+                "source address {ip} and server {server} are of different address families"
+            ))),
+            Some(ip) => Ok(SocketAddr::new(ip, 0)),
+            None if server.is_ipv6() => Ok("[::]:0".parse().expect("literal")),
+            None => Ok("0.0.0.0:0".parse().expect("literal")),
+        }
+    }
+}
+
 /// Keying material of a DOTS client.
 #[derive(Debug, Clone)]
 pub struct ClientSecurity {

@@ -30,11 +30,18 @@ pub struct DtlsClientOptions {
     pub mtu: u32,
     /// Replaces the default cipher list (interop tests).
     pub cipher_list: Option<String>,
+    /// Source address / interface of the socket.
+    pub bind: super::client::LocalBind,
 }
 
 impl Default for DtlsClientOptions {
     fn default() -> Self {
-        DtlsClientOptions { handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT, mtu: 1232, cipher_list: None }
+        DtlsClientOptions {
+            handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT,
+            mtu: 1232,
+            cipher_list: None,
+            bind: Default::default(),
+        }
     }
 }
 
@@ -61,8 +68,10 @@ pub async fn connect(
 ) -> Result<ClientLink> {
     sec.validate()?;
     let mut stream = new_stream(host, sec, opts)?;
-    let bind: SocketAddr = if server.is_ipv6() { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
-    let socket = UdpSocket::bind(bind).await?;
+    let socket = UdpSocket::bind(opts.bind.addr_for(&server)?).await?;
+    if let Some(dev) = &opts.bind.interface {
+        socket.bind_device(Some(dev.as_bytes()))?;
+    }
     socket.connect(server).await?;
     let deadline = Instant::now() + opts.handshake_timeout;
     let mut heard = false;

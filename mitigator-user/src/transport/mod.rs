@@ -47,7 +47,7 @@ pub mod tls_client;
 
 use std::time::Duration;
 
-pub use client::{ClientCredential, ClientLink, ClientSecurity};
+pub use client::{ClientCredential, ClientLink, ClientSecurity, LocalBind};
 pub use credential::{Credential, PeerInfo, SecurityConfig, Transport};
 pub use dtls::{DtlsOptions, DtlsSender, DtlsServer, DtlsSession};
 pub use tls::{TlsOptions, TlsServer};

@@ -26,12 +26,19 @@ pub async fn connect(
     host: &str,
     sec: &ClientSecurity,
     handshake_timeout: Duration,
+    bind: &super::client::LocalBind,
 ) -> Result<ClientLink> {
     sec.validate()?;
     let config = client_config(sec)?;
     let name = server_name(host)?;
     let attempt = async {
-        let tcp = TcpStream::connect(server).await?;
+        let local = bind.addr_for(&server)?;
+        let sock = if server.is_ipv6() { tokio::net::TcpSocket::new_v6()? } else { tokio::net::TcpSocket::new_v4()? };
+        if let Some(dev) = &bind.interface {
+            sock.bind_device(Some(dev.as_bytes()))?;
+        }
+        sock.bind(local)?;
+        let tcp: TcpStream = sock.connect(server).await?;
         let _ = tcp.set_nodelay(true);
         TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(unwrap_rustls)
     };
