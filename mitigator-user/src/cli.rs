@@ -333,6 +333,47 @@ pub fn render_status(st: &Status) -> String {
     }
     out.push_str(&format!("{t}\n"));
     out.push_str(&format!("accept-list: {}\ndrop-list: {}\n", list_or_empty(&st.accept_list), list_or_empty(&st.drop_list)));
+    if let Some(e) = &st.escalation {
+        out.push_str(&render_escalation(e));
+    }
+    out
+}
+
+/// Per target: which servers were asked, the upstream mid and status; per
+/// upstream: its session.
+fn render_escalation(e: &crate::escalation::EscalationReport) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["id", "phase", "load pkt/s", "load bit/s", "prefixes", "servers (in turn)", "state", "server", "mid", "status", "upstream drops pkt/s", "last errors"]);
+    for target in &e.targets {
+        for leg in &target.legs {
+            t.add_row([
+                target.protection.to_string(),
+                target.phase.clone(),
+                human(target.load_pps),
+                human(target.load_bps),
+                format!("{} ({})", join(&leg.prefixes), if leg.pa { "PA" } else { "PI" }),
+                leg.chain.join(" → "),
+                leg.state.clone(),
+                leg.server.clone().unwrap_or_default(),
+                leg.mid.map(|m| m.to_string()).unwrap_or_default(),
+                leg.status.map(|s| s.to_string()).unwrap_or_default(),
+                leg.upstream_pps_dropped.map(|p| human(p as f64)).unwrap_or_default(),
+                leg.errors.join("; "),
+            ]);
+        }
+        if target.legs.is_empty() {
+            t.add_row([target.protection.to_string(), target.phase.clone(), human(target.load_pps), human(target.load_bps)].map(String::from).to_vec());
+        }
+    }
+    let mut out = String::from("\nescalation:\n");
+    if !e.targets.is_empty() {
+        out.push_str(&format!("{t}\n"));
+    }
+    for u in &e.upstreams {
+        let err = u.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        out.push_str(&format!("upstream {} {}: session {}{err}\n", u.name, u.server, u.session));
+    }
     out
 }
 
