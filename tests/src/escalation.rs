@@ -263,7 +263,7 @@ impl PacedFlood {
             }
             Ok(())
         });
-        let handle = std::thread::spawn(move || handle.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))?);
+        let handle = std::thread::spawn(move || handle.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))??);
         PacedFlood { stop, sent, handle: Some(handle) }
     }
 

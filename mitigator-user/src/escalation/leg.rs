@@ -135,7 +135,8 @@ impl Leg {
                 self.state = LegState::Active;
                 self.server = Some(server.to_string());
                 self.mid = Some(mid);
-                self.errors.clear();
+                // Kept: why the servers before this one could not help.
+                self.errors.retain(|m| !m.starts_with(&format!("{server}: ")));
                 self.backoff = self.retry.0;
                 self.poll_failures = 0;
                 self.next_at = now;
