@@ -43,9 +43,20 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
         (Some(up), true) => Some(crate::escalation::start(&cfg, registry.clone(), up.clone())),
         _ => None,
     };
+    let gateway = match (&upstreams, cfg.gateway.enabled) {
+        (Some(up), true) => Some(crate::gateway::Gateway::new(&cfg, up.clone(), registry.clone())),
+        _ => None,
+    };
+    if cfg.gateway.enabled && !cfg.signal.enabled {
+        warn!("gateway.enabled without signal.enabled: no downstream client can reach the gateway");
+    }
     // Kept until the daemon stops: dropping it closes the listeners.
     let _signal = match cfg.signal.enabled {
-        true => Some(crate::signal::start(&cfg, registry.clone()).await.context("DOTS signal channel ([signal])")?),
+        true => Some(
+            crate::signal::start_with_gateway(&cfg, registry.clone(), gateway)
+                .await
+                .context("DOTS signal channel ([signal])")?,
+        ),
         false => None,
     };
 

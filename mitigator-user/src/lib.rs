@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod dots;
 pub mod escalation;
+pub mod gateway;
 pub mod protection;
 pub mod registry;
 pub mod signal;

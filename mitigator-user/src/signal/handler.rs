@@ -28,6 +28,8 @@ use crate::registry::Registry;
 pub struct Handler {
     pub registry: Registry,
     pub resolve_timeout: Duration,
+    /// Gateway mode (`[gateway]`): relays requests for upstream-managed prefixes.
+    pub gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
 }
 
 impl Handler {
@@ -41,6 +43,19 @@ impl Handler {
                     Err(reply) => return Answer::Reply(reply),
                 };
                 debug!(cuid, mid = req.mid, ?prefixes, "mitigation PUT");
+                if let Some(gw) = &self.gateway {
+                    let mut all: Vec<IpNet> = req.target.target_prefix.iter().map(crate::dots::scope::to_ipnet).collect();
+                    all.extend(prefixes.iter().copied());
+                    match gw.decide(&all) {
+                        crate::gateway::Decision::Reject(why) => return Answer::Reply(Reply::error(Code::BAD_REQUEST, why)),
+                        crate::gateway::Decision::Relay(chains) => {
+                            if let Err(reply) = gw.relay_put(cuid, &req, chains).await {
+                                return Answer::Reply(reply);
+                            }
+                        }
+                        crate::gateway::Decision::Local => {}
+                    }
+                }
                 Answer::Reply(match r.dots_put(client.clone(), req, prefixes, if_match).await {
                     Ok(put) => match (put.code, put.body) {
                         (Some(code), Some(body)) => Reply::cbor(code_of(code), &body),
@@ -51,9 +66,22 @@ impl Handler {
                     Err(refusal) => Reply::refusal(&refusal),
                 })
             }
-            Op::MitigateGet { mid, .. } => Answer::Mitigations(r.dots_get(cuid, mid).await.map_err(|e| Reply::refusal(&e))),
+            Op::MitigateGet { mid, .. } => Answer::Mitigations(match r.dots_get(cuid, mid).await {
+                Ok(mut m) => {
+                    if let Some(gw) = &self.gateway {
+                        gw.overlay(cuid, &mut m.scopes);
+                    }
+                    Ok(m)
+                }
+                Err(e) => Err(Reply::refusal(&e)),
+            }),
             Op::MitigateDelete { mid } => Answer::Reply(match r.dots_delete(cuid, mid).await {
-                Ok(_) => Reply::empty(Code::DELETED),
+                Ok(_) => {
+                    if let Some(gw) = &self.gateway {
+                        gw.relay_delete(cuid, mid).await;
+                    }
+                    Reply::empty(Code::DELETED)
+                }
                 Err(e) => Reply::refusal(&e),
             }),
             Op::ConfigPut { sid, body } => Answer::Reply(match r.dots_config_put(cuid, sid, body).await {

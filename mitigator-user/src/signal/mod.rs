@@ -27,4 +27,4 @@ pub mod route;
 pub mod server;
 pub mod session;
 
-pub use server::{start, SignalServer};
+pub use server::{start, start_with_gateway, SignalServer};

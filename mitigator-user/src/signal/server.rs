@@ -125,12 +125,21 @@ pub fn route_policy(s: &SignalServerConfig) -> RoutePolicy {
 
 /// Binds every configured listener and starts serving.
 pub async fn start(cfg: &Config, registry: Registry) -> anyhow::Result<SignalServer> {
+    start_with_gateway(cfg, registry, None).await
+}
+
+/// [`start`], relaying upstream-managed requests through `gateway`.
+pub async fn start_with_gateway(
+    cfg: &Config,
+    registry: Registry,
+    gateway: Option<Arc<crate::gateway::Gateway>>,
+) -> anyhow::Result<SignalServer> {
     let security = security_config(cfg)?;
     let s = &cfg.signal;
     let shared = Arc::new(Shared {
         cfg: s.clone(),
         route: route_policy(s),
-        handler: Handler { registry: registry.clone(), resolve_timeout: Duration::from_millis(s.resolve_timeout_ms) },
+        handler: Handler { registry: registry.clone(), resolve_timeout: Duration::from_millis(s.resolve_timeout_ms), gateway },
         liveness: Mutex::new(Liveness::default()),
         liveness_changed: Notify::new(),
     });
