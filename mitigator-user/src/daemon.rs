@@ -39,10 +39,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
         true => None,
         false => Some(std::sync::Arc::new(crate::escalation::Upstreams::start(&cfg).context("[[upstream]]")?)),
     };
-    let _escalation = match (&upstreams, cfg.escalation.enabled) {
-        (Some(up), true) => Some(crate::escalation::start(&cfg, registry.clone(), up.clone())),
-        _ => None,
-    };
+    let _escalation = upstreams.as_ref().map(|up| crate::escalation::start(&cfg, registry.clone(), up.clone()));
     let gateway = match (&upstreams, cfg.gateway.enabled) {
         (Some(up), true) => Some(crate::gateway::Gateway::new(&cfg, up.clone(), registry.clone())),
         _ => None,

@@ -44,11 +44,13 @@ pub struct Options {
     pub a_server: Option<String>,
     /// Extra config of the host (e.g. its `[signal]`).
     pub host_extra: String,
+    /// `[escalation] enabled`.
+    pub escalate: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { a_extra: "fallback = [\"B\"]".into(), a_server: None, host_extra: "[signal]\nenabled = false\n".into() }
+        Options { a_extra: "fallback = [\"B\"]".into(), a_server: None, host_extra: "[signal]\nenabled = false\n".into(), escalate: true }
     }
 }
 
@@ -100,6 +102,7 @@ pub fn host_config(o: &Options) -> String {
     let a_server = o.a_server.clone().unwrap_or_else(|| "203.0.113.1".into());
     format!(
         r#"[escalation]
+enabled = {escalate}
 capacity_pps = 2000
 capacity_bps = 1000000000
 high = 0.5
@@ -133,6 +136,7 @@ psk_key = "{PSK_KEY_HEX}"
 {host_extra}
 "#,
         a_extra = o.a_extra,
+        escalate = o.escalate,
         host_extra = o.host_extra
     )
 }

@@ -41,6 +41,8 @@ impl Drop for Escalation {
     }
 }
 
+/// Starts the controller; with `escalation.enabled` false it only reports
+/// the upstream sessions (for the gateway).
 pub fn start(cfg: &Config, registry: Registry, upstreams: Arc<Upstreams>) -> Escalation {
     let c = Controller {
         cfg: cfg.escalation.clone(),
@@ -53,7 +55,7 @@ pub fn start(cfg: &Config, registry: Registry, upstreams: Arc<Upstreams>) -> Esc
         next_leg: 1,
     };
     info!(
-        high_pps = c.th.high.pps, high_bps = c.th.high.bps, low_pps = c.th.low.pps, low_bps = c.th.low.bps,
+        enabled = c.cfg.enabled, high_pps = c.th.high.pps, high_bps = c.th.high.bps, low_pps = c.th.low.pps, low_bps = c.th.low.bps,
         hold_up = ?c.th.hold_up, hold_down = ?c.th.hold_down, "escalation controller running"
     );
     Escalation { task: tokio::spawn(c.run()) }
@@ -114,6 +116,9 @@ impl Controller {
             Err(e) => return warn!(error = %e, "escalation: cannot read the registry's status"),
         };
         let now = Instant::now();
+        if !self.cfg.enabled {
+            return; // sessions only (gateway mode): nothing is escalated
+        }
         self.forget_removed(&status.protections, now, jobs);
         for p in &status.protections {
             let id = p.protection.id;
