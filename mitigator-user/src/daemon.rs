@@ -27,6 +27,11 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
         None => Config::parse("").map_err(anyhow::Error::msg)?,
     };
     init_logging(&cfg.daemon.log);
+    // Upstream credentials are read before the data plane is touched, so a
+    // bad [[upstream]] changes nothing.
+    for u in &cfg.upstream {
+        crate::escalation::upstream::client_config(u, &cfg)?;
+    }
     info!(config = ?config, socket = %cfg.daemon.socket.display(), "mitigator starting");
 
     let mut dataplane = Dataplane::open(&DataplaneOptions { pin_dir: Some(cfg.dataplane.pin_dir.clone()) })
