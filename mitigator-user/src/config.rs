@@ -13,7 +13,7 @@ use crate::protection::Countermeasure;
 /// Where the daemon's local API listens by default.
 pub const DEFAULT_SOCKET: &str = "/run/mitigator/mitigator.sock";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub daemon: DaemonConfig,
@@ -356,20 +356,6 @@ pub fn default_profile() -> Profile {
             c("syn-limit:pps=200,burst=400"),
             c("rate-limit:pps=20k,burst=40k"),
         ],
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            daemon: DaemonConfig::default(),
-            dataplane: DataplaneConfig::default(),
-            profiles: BTreeMap::new(),
-            signal: SignalServerConfig::default(),
-            upstream: Vec::new(),
-            escalation: EscalationConfig::default(),
-            gateway: GatewayConfig::default(),
-        }
     }
 }
 
