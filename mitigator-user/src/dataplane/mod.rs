@@ -191,6 +191,12 @@ impl Dataplane {
         Ok(test_run::run(&self.ebpf, packet, 1)?.0)
     }
 
+    /// A duplicate of the program's fd, for running it from another thread
+    /// (BPF_PROG_TEST_RUN) while this `Dataplane` applies rule sets.
+    pub fn program_fd(&self) -> Result<std::os::fd::OwnedFd> {
+        test_run::program_fd(&self.ebpf)
+    }
+
     /// Runs the program `repeat` times on `packet`; returns the last action
     /// and the average duration per run as the kernel reports it.
     pub fn test_run_repeat(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration)> {
