@@ -51,7 +51,7 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
         Some(p) => unsafe { &mut *p },
         None => return (XDP_PASS, IfaceVerdict::Unparsed),
     };
-    *p = Pkt::new();
+    p.clear();
     if parse::parse(data, data_end, p).is_none() {
         return (XDP_PASS, IfaceVerdict::Unparsed);
     }
