@@ -142,6 +142,9 @@ pub mod acl_spec {
     pub const ICMP_CODE: u32 = 1 << 11;
     pub const FAMILY_V4: u32 = 1 << 12;
     pub const FAMILY_V6: u32 = 1 << 13;
+    /// `src` / `dst` is an IPv6 prefix (else IPv4).
+    pub const SRC_V6: u32 = 1 << 14;
+    pub const DST_V6: u32 = 1 << 15;
 }
 
 /// `ACL_RULES`: `Array<AclRule>` of `2 * MAX_ACL_ENTRIES`, index

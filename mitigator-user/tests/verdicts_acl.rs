@@ -588,7 +588,11 @@ fn adopted_pins_keep_the_acl() {
     let opts = DataplaneOptions { pin_dir: Some(dir.clone()) };
     let rules = acl_only(vec![
         entry(5, AclMatch { dst_ports: Some(port_ranges(PortOp::Neq, 53)), protocol: Some(17), ..Default::default() }, AclAction::Drop),
-        entry(6, AclMatch { family: Some(AclFamily::V6), ..Default::default() }, AclAction::RateLimit { bytes_per_sec: 1_000_000 }),
+        entry(
+            6,
+            AclMatch { family: Some(AclFamily::V6), dst: Some(net("2001:db8:2::7/128")), ..Default::default() },
+            AclAction::RateLimit { bytes_per_sec: 1_000_000 },
+        ),
     ]);
     {
         let mut d = Dataplane::open(&opts).unwrap();

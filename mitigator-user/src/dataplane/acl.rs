@@ -641,14 +641,13 @@ fn encode(e: &AclEntry, slot: u32) -> AclRule {
             }
             IpNet::V6(n) => (n.addr().octets(), n.prefix_len()),
         };
-        // Prefix lengths are ≤ 128: bit 7 of the length byte marks IPv6.
-        let len = len | if p.addr().is_ipv6() { 0x80 } else { 0 };
+        let v6 = p.addr().is_ipv6();
         if dst {
             (r.dst, r.dst_len) = (addr, len);
-            s |= sp::DST;
+            s |= sp::DST | if v6 { sp::DST_V6 } else { 0 };
         } else {
             (r.src, r.src_len) = (addr, len);
-            s |= sp::SRC;
+            s |= sp::SRC | if v6 { sp::SRC_V6 } else { 0 };
         }
     }
     if let Some(p) = m.protocol {
@@ -695,9 +694,9 @@ fn encode(e: &AclEntry, slot: u32) -> AclRule {
     r
 }
 
-fn decode_net(addr: [u8; 16], len: u8) -> Option<IpNet> {
-    if len & 0x80 != 0 {
-        Ipv6Net::new(Ipv6Addr::from(addr), len & 0x7f).ok().map(IpNet::V6)
+fn decode_net(addr: [u8; 16], len: u8, v6: bool) -> Option<IpNet> {
+    if v6 {
+        Ipv6Net::new(Ipv6Addr::from(addr), len).ok().map(IpNet::V6)
     } else {
         Ipv4Net::new(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]), len).ok().map(IpNet::V4)
     }
@@ -718,8 +717,8 @@ fn decode(r: &AclRule) -> AclEntry {
         } else {
             None
         },
-        src: if on(sp::SRC) { decode_net(r.src, r.src_len) } else { None },
-        dst: if on(sp::DST) { decode_net(r.dst, r.dst_len) } else { None },
+        src: if on(sp::SRC) { decode_net(r.src, r.src_len, on(sp::SRC_V6)) } else { None },
+        dst: if on(sp::DST) { decode_net(r.dst, r.dst_len, on(sp::DST_V6)) } else { None },
         protocol: on(sp::PROTO).then_some(r.proto),
         src_ports: on(sp::SPORT).then(|| ports(&r.sport, r.n_sport)),
         dst_ports: on(sp::DPORT).then(|| ports(&r.dport, r.n_dport)),
@@ -890,8 +889,8 @@ pub(super) fn write_gen(ebpf: &mut Ebpf, gen: u32, cur: &AclContents, want: &Acl
 
 /// Reads back what generation `gen`'s ACL maps hold (adoption).
 pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<AclContents> {
-    let mut c = AclContents::default();
-    c.hdr = Array::<_, AclHeader>::try_from(map_mut(ebpf, m::ACL_HDR)?)?.get(&gen, 0)?;
+    let hdr = Array::<_, AclHeader>::try_from(map_mut(ebpf, m::ACL_HDR)?)?.get(&gen, 0)?;
+    let mut c = AclContents { hdr, ..Default::default() };
     {
         let rules: Array<_, AclRule> = Array::try_from(map_mut(ebpf, m::ACL_RULES)?)?;
         for i in 0..c.hdr.n_entries.min(MAX_ACL_ENTRIES) {

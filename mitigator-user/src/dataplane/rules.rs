@@ -88,9 +88,8 @@ impl GenContents {
     /// Compiles and validates a rule set; `acl_slots` are the counter
     /// slots of `rules.acl` (`acl::assign_slots`).
     pub(super) fn compile(rules: &RuleSet, acl_slots: &[u32]) -> Result<Self> {
-        let mut g = GenContents::default();
         // An AclError stays the error's root cause, for callers to downcast.
-        g.acl = acl::compile(&rules.acl, acl_slots)?;
+        let mut g = GenContents { acl: acl::compile(&rules.acl, acl_slots)?, ..Default::default() };
         for t in &rules.targets {
             ensure!(t.id < MAX_TARGETS, "target id {} out of range (max {})", t.id, MAX_TARGETS - 1);
             let mut pol = t.policy;
