@@ -43,9 +43,9 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use mitigator_common::{
     acl_action, acl_fields as af, acl_pfx_v4, acl_pfx_v6, AclBits, AclVecKey, ACL_ICMP_NONE, ACL_IDX_DPORT,
-    ACL_IDX_FRAG, ACL_IDX_ICMP_CODE, ACL_IDX_ICMP_TYPE, ACL_IDX_LEN, ACL_IDX_LEN_TOTAL, ACL_IDX_PROTO,
-    ACL_IDX_SPORT, ACL_IDX_TCP_FLAGS, ACL_IDX_TTL, ACL_PFX_HDR_BITS, ACL_PORT_NONE, ACL_SLOTS,
-    ACL_TCP_FLAGS_NONE, ACL_VEC_START_V4, ACL_VEC_START_V6, ACL_WORDS, MAX_ACL_ENTRIES,
+    ACL_IDX_FRAG, ACL_IDX_ICMP_CODE, ACL_IDX_ICMP_TYPE, ACL_IDX_LEN, ACL_IDX_LEN_TOTAL, ACL_IDX_PROTO, ACL_IDX_SPORT,
+    ACL_IDX_TCP_FLAGS, ACL_IDX_TTL, ACL_PFX_HDR_BITS, ACL_PORT_NONE, ACL_SLOTS, ACL_TCP_FLAGS_NONE, ACL_VEC_START_V4,
+    ACL_VEC_START_V6, ACL_WORDS, MAX_ACL_ENTRIES,
 };
 
 use crate::{
@@ -132,11 +132,7 @@ fn first_match(p: &Pkt, gen: u32) -> Option<u32> {
     let len = if f & af::LEN != 0 { idx_vec(gen, ACL_IDX_LEN, p.ip_len as u32)? } else { start };
     let frag = if f & af::FRAG != 0 { idx_vec(gen, ACL_IDX_FRAG, (p.frag_bits & 0xf) as u32)? } else { start };
     let flags = if f & af::TCP_FLAGS != 0 {
-        let v = if p.has_tcp {
-            ((p.tcp_flags_hi as u32 & 0xf) << 8) | p.tcp_flags as u32
-        } else {
-            ACL_TCP_FLAGS_NONE
-        };
+        let v = if p.has_tcp { ((p.tcp_flags_hi as u32 & 0xf) << 8) | p.tcp_flags as u32 } else { ACL_TCP_FLAGS_NONE };
         idx_vec(gen, ACL_IDX_TCP_FLAGS, v)?
     } else {
         start

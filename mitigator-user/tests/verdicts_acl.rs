@@ -104,11 +104,22 @@ fn field_cases(cases: Vec<(&str, AclMatch, Vec<PacketBuilder>, Vec<PacketBuilder
 
 #[test]
 fn prefixes_v4_and_v6() {
-    let m = |src: Option<&str>, dst: Option<&str>| AclMatch { src: src.map(net), dst: dst.map(net), ..Default::default() };
+    let m =
+        |src: Option<&str>, dst: Option<&str>| AclMatch { src: src.map(net), dst: dst.map(net), ..Default::default() };
     field_cases(vec![
-        ("src v4", m(Some("192.0.2.0/24"), None), vec![v4().udp(1, 2)], vec![PacketBuilder::ipv4([192, 0, 3, 1], DST4), v6()]),
+        (
+            "src v4",
+            m(Some("192.0.2.0/24"), None),
+            vec![v4().udp(1, 2)],
+            vec![PacketBuilder::ipv4([192, 0, 3, 1], DST4), v6()],
+        ),
         ("src v4 host", m(Some("192.0.2.1/32"), None), vec![v4()], vec![PacketBuilder::ipv4([192, 0, 2, 2], DST4)]),
-        ("dst v4", m(None, Some("198.51.100.0/25")), vec![v4()], vec![PacketBuilder::ipv4(SRC4, [198, 51, 100, 200]), v6()]),
+        (
+            "dst v4",
+            m(None, Some("198.51.100.0/25")),
+            vec![v4()],
+            vec![PacketBuilder::ipv4(SRC4, [198, 51, 100, 200]), v6()],
+        ),
         (
             "src+dst v4",
             m(Some("192.0.2.0/24"), Some("198.51.100.7/32")),
@@ -157,25 +168,44 @@ fn ports_operators_and_ranges() {
     let dst = |r: Vec<RangeInclusive<u16>>| AclMatch { dst_ports: Some(r), ..Default::default() };
     let src = |r: Vec<RangeInclusive<u16>>| AclMatch { src_ports: Some(r), ..Default::default() };
     field_cases(vec![
-        ("eq", dst(port_ranges(PortOp::Eq, 53)), vec![v4().udp(9, 53), v6().tcp(9, 53, TCP_SYN), v4().sctp(9, 53)], vec![
-            v4().udp(53, 54),
-            v6().udp(9, 52),
-            // No ports: ICMP, other protocols, non-first fragments.
-            v4().icmp(8, 0),
-            v4().proto(253),
-            v4().udp(9, 53).fragment(100, false),
-        ]),
-        ("neq", dst(port_ranges(PortOp::Neq, 53)), vec![v4().udp(9, 52), v6().udp(9, 54), v4().udp(9, 0), v4().udp(9, 65535)], vec![
-            v4().udp(9, 53),
-            v4().icmp(8, 0),
-        ]),
+        (
+            "eq",
+            dst(port_ranges(PortOp::Eq, 53)),
+            vec![v4().udp(9, 53), v6().tcp(9, 53, TCP_SYN), v4().sctp(9, 53)],
+            vec![
+                v4().udp(53, 54),
+                v6().udp(9, 52),
+                // No ports: ICMP, other protocols, non-first fragments.
+                v4().icmp(8, 0),
+                v4().proto(253),
+                v4().udp(9, 53).fragment(100, false),
+            ],
+        ),
+        (
+            "neq",
+            dst(port_ranges(PortOp::Neq, 53)),
+            vec![v4().udp(9, 52), v6().udp(9, 54), v4().udp(9, 0), v4().udp(9, 65535)],
+            vec![v4().udp(9, 53), v4().icmp(8, 0)],
+        ),
         ("lte", src(port_ranges(PortOp::Lte, 1023)), vec![v4().udp(0, 9), v6().udp(1023, 9)], vec![v4().udp(1024, 9)]),
-        ("gte", src(port_ranges(PortOp::Gte, 1024)), vec![v4().udp(1024, 9), v6().tcp(65535, 9, 0)], vec![v4().udp(1023, 9)]),
-        ("range", dst(vec![1000..=2000]), vec![v4().udp(1, 1000), v4().udp(1, 1500), v6().udp(1, 2000)], vec![
-            v4().udp(1, 999),
-            v4().udp(1, 2001),
-        ]),
-        ("two ranges", dst(vec![10..=20, 30..=40]), vec![v4().udp(1, 10), v4().udp(1, 40)], vec![v4().udp(1, 25), v4().udp(1, 41)]),
+        (
+            "gte",
+            src(port_ranges(PortOp::Gte, 1024)),
+            vec![v4().udp(1024, 9), v6().tcp(65535, 9, 0)],
+            vec![v4().udp(1023, 9)],
+        ),
+        (
+            "range",
+            dst(vec![1000..=2000]),
+            vec![v4().udp(1, 1000), v4().udp(1, 1500), v6().udp(1, 2000)],
+            vec![v4().udp(1, 999), v4().udp(1, 2001)],
+        ),
+        (
+            "two ranges",
+            dst(vec![10..=20, 30..=40]),
+            vec![v4().udp(1, 10), v4().udp(1, 40)],
+            vec![v4().udp(1, 25), v4().udp(1, 41)],
+        ),
         (
             "src and dst",
             AclMatch { src_ports: Some(vec![123..=123]), dst_ports: Some(vec![1024..=65535]), ..Default::default() },
@@ -194,24 +224,51 @@ fn tcp_flags_bitmask_semantics() {
     let t = |flags: u8| v4().tcp(1, 2, flags);
     field_cases(vec![
         // match: all of the bits set.
-        ("match SYN", bm(acl_op::MATCH, TCP_SYN as u16), vec![t(TCP_SYN), t(TCP_SYN | TCP_ACK), v6().tcp(1, 2, TCP_SYN)], vec![
-            t(TCP_ACK),
-            t(0),
-            // Not TCP: no flags to match.
-            v4().udp(1, 2),
-        ]),
-        ("match SYN+ACK", bm(acl_op::MATCH, (TCP_SYN | TCP_ACK) as u16), vec![t(TCP_SYN | TCP_ACK)], vec![t(TCP_SYN), t(TCP_ACK)]),
+        (
+            "match SYN",
+            bm(acl_op::MATCH, TCP_SYN as u16),
+            vec![t(TCP_SYN), t(TCP_SYN | TCP_ACK), v6().tcp(1, 2, TCP_SYN)],
+            vec![
+                t(TCP_ACK),
+                t(0),
+                // Not TCP: no flags to match.
+                v4().udp(1, 2),
+            ],
+        ),
+        (
+            "match SYN+ACK",
+            bm(acl_op::MATCH, (TCP_SYN | TCP_ACK) as u16),
+            vec![t(TCP_SYN | TCP_ACK)],
+            vec![t(TCP_SYN), t(TCP_ACK)],
+        ),
         // any: at least one of the bits.
-        ("any FIN|RST", bm(acl_op::ANY, (TCP_FIN | TCP_RST) as u16), vec![t(TCP_FIN), t(TCP_RST | TCP_ACK)], vec![t(TCP_SYN), t(0)]),
+        (
+            "any FIN|RST",
+            bm(acl_op::ANY, (TCP_FIN | TCP_RST) as u16),
+            vec![t(TCP_FIN), t(TCP_RST | TCP_ACK)],
+            vec![t(TCP_SYN), t(0)],
+        ),
         // not any over all 12 bits: the TCP NULL attack (RFC 8783 Figure 36).
-        ("not any 4095", bm(acl_op::NOT | acl_op::ANY, 4095), vec![t(0)], vec![t(TCP_ACK), v4().tcp(1, 2, 0).tcp_reserved(1)]),
+        (
+            "not any 4095",
+            bm(acl_op::NOT | acl_op::ANY, 4095),
+            vec![t(0)],
+            vec![t(TCP_ACK), v4().tcp(1, 2, 0).tcp_reserved(1)],
+        ),
         // not match: not all of the bits.
-        ("not match SYN+ACK", bm(acl_op::NOT | acl_op::MATCH, 0x12), vec![t(TCP_SYN), t(0)], vec![t(TCP_SYN | TCP_ACK)]),
+        (
+            "not match SYN+ACK",
+            bm(acl_op::NOT | acl_op::MATCH, 0x12),
+            vec![t(TCP_SYN), t(0)],
+            vec![t(TCP_SYN | TCP_ACK)],
+        ),
         // The byte-12 nibble (reserved, NS) is bits 8..11.
-        ("match NS", bm(acl_op::MATCH, 0x100), vec![t(TCP_ACK).tcp_reserved(1), v6().tcp(1, 2, 0).tcp_reserved(0xf)], vec![
-            t(TCP_ACK),
-            t(TCP_ACK).tcp_reserved(2),
-        ]),
+        (
+            "match NS",
+            bm(acl_op::MATCH, 0x100),
+            vec![t(TCP_ACK).tcp_reserved(1), v6().tcp(1, 2, 0).tcp_reserved(0xf)],
+            vec![t(TCP_ACK), t(TCP_ACK).tcp_reserved(2)],
+        ),
         (
             "exact flags SYN",
             AclMatch { tcp_flags: Some(TCP_SYN), ..Default::default() },
@@ -244,11 +301,31 @@ fn fragment_types() {
             vec![first4(), middle4(), last4(), first6(), middle6(), last6(), atomic6()],
             vec![whole4(), whole4().dont_fragment(), v6().udp(1, 2)],
         ),
-        ("ff", fr(acl_op::MATCH, acl_frag::FF), vec![first4(), first6()], vec![middle4(), last4(), whole4(), middle6(), atomic6()]),
+        (
+            "ff",
+            fr(acl_op::MATCH, acl_frag::FF),
+            vec![first4(), first6()],
+            vec![middle4(), last4(), whole4(), middle6(), atomic6()],
+        ),
         ("lf", fr(acl_op::MATCH, acl_frag::LF), vec![last4(), last6()], vec![first4(), middle4(), whole4(), atomic6()]),
-        ("df", fr(acl_op::MATCH, acl_frag::DF), vec![whole4().dont_fragment(), first4().dont_fragment()], vec![whole4(), v6()]),
-        ("not isf", fr(acl_op::NOT | acl_op::MATCH, acl_frag::ISF), vec![whole4(), v6().udp(1, 2)], vec![first4(), last6()]),
-        ("any ff|lf", fr(acl_op::ANY, acl_frag::FF | acl_frag::LF), vec![first4(), last6()], vec![middle4(), whole4(), atomic6()]),
+        (
+            "df",
+            fr(acl_op::MATCH, acl_frag::DF),
+            vec![whole4().dont_fragment(), first4().dont_fragment()],
+            vec![whole4(), v6()],
+        ),
+        (
+            "not isf",
+            fr(acl_op::NOT | acl_op::MATCH, acl_frag::ISF),
+            vec![whole4(), v6().udp(1, 2)],
+            vec![first4(), last6()],
+        ),
+        (
+            "any ff|lf",
+            fr(acl_op::ANY, acl_frag::FF | acl_frag::LF),
+            vec![first4(), last6()],
+            vec![middle4(), whole4(), atomic6()],
+        ),
         (
             "not any ff|lf",
             fr(acl_op::NOT | acl_op::ANY, acl_frag::FF | acl_frag::LF),
@@ -264,15 +341,24 @@ fn length_and_ttl_ranges() {
     let len = |r: RangeInclusive<u16>| AclMatch { length: Some(r), ..Default::default() };
     let ttl = |r: RangeInclusive<u8>| AclMatch { ttl: Some(r), ..Default::default() };
     field_cases(vec![
-        ("len v4", len(100..=200), vec![v4().udp(1, 2).payload(72), v4().udp(1, 2).payload(172)], vec![
-            v4().udp(1, 2).payload(71),
-            v4().udp(1, 2).payload(173),
-        ]),
-        ("len v6", len(100..=200), vec![v6().udp(1, 2).payload(92), v6().udp(1, 2).payload(192)], vec![
-            v6().udp(1, 2).payload(91),
-            v6().udp(1, 2).payload(193),
-        ]),
-        ("ttl", ttl(1..=10), vec![v4().ttl(1), v4().ttl(10), v6().ttl(5)], vec![v4().ttl(0), v4().ttl(11), v6().ttl(64)]),
+        (
+            "len v4",
+            len(100..=200),
+            vec![v4().udp(1, 2).payload(72), v4().udp(1, 2).payload(172)],
+            vec![v4().udp(1, 2).payload(71), v4().udp(1, 2).payload(173)],
+        ),
+        (
+            "len v6",
+            len(100..=200),
+            vec![v6().udp(1, 2).payload(92), v6().udp(1, 2).payload(192)],
+            vec![v6().udp(1, 2).payload(91), v6().udp(1, 2).payload(193)],
+        ),
+        (
+            "ttl",
+            ttl(1..=10),
+            vec![v4().ttl(1), v4().ttl(10), v6().ttl(5)],
+            vec![v4().ttl(0), v4().ttl(11), v6().ttl(64)],
+        ),
         ("ttl one", ttl(255..=255), vec![v4().ttl(255), v6().ttl(255)], vec![v4().ttl(254)]),
     ]);
 }
@@ -281,12 +367,22 @@ fn length_and_ttl_ranges() {
 fn icmp_type_and_code() {
     let ic = |t: Option<u8>, c: Option<u8>| AclMatch { icmp_type: t, icmp_code: c, ..Default::default() };
     field_cases(vec![
-        ("type 8", ic(Some(8), None), vec![v4().icmp(8, 0), v4().icmp(8, 5)], vec![v4().icmp(0, 0), v4().udp(8, 8), v4().proto(253)]),
+        (
+            "type 8",
+            ic(Some(8), None),
+            vec![v4().icmp(8, 0), v4().icmp(8, 5)],
+            vec![v4().icmp(0, 0), v4().udp(8, 8), v4().proto(253)],
+        ),
         ("type 3 code 4", ic(Some(3), Some(4)), vec![v4().icmp(3, 4)], vec![v4().icmp(3, 3), v4().icmp(4, 4)]),
         ("v6 type 128", ic(Some(128), None), vec![v6().icmp(128, 0)], vec![v6().icmp(129, 0), v6().udp(128, 128)]),
         // Type 0 matches only ICMP: other packets have no type at all.
         ("type 0", ic(Some(0), None), vec![v4().icmp(0, 0)], vec![v4().tcp(0, 0, 0), v4().proto(253)]),
-        ("code 0 only", ic(None, Some(0)), vec![v4().icmp(8, 0), v6().icmp(1, 0)], vec![v4().icmp(8, 1), v4().udp(1, 2)]),
+        (
+            "code 0 only",
+            ic(None, Some(0)),
+            vec![v4().icmp(8, 0), v6().icmp(1, 0)],
+            vec![v4().icmp(8, 1), v4().udp(1, 2)],
+        ),
     ]);
 }
 
@@ -335,7 +431,11 @@ fn accept_bypasses_drop_all_target() {
 fn drop_before_target() {
     let rules = RuleSet {
         targets: vec![target(0)],
-        acl: vec![entry(1, AclMatch { protocol: Some(6), dst_ports: Some(vec![23..=23]), ..Default::default() }, AclAction::Drop)],
+        acl: vec![entry(
+            1,
+            AclMatch { protocol: Some(6), dst_ports: Some(vec![23..=23]), ..Default::default() },
+            AclAction::Drop,
+        )],
         ..Default::default()
     };
     let d = dp_with(&rules);
@@ -385,7 +485,8 @@ fn rate_limit_aggregate_bytes_per_second() {
             eprintln!("attempt {attempt}: too slow to be exact ({:?}), again", t0.elapsed());
             continue;
         }
-        let want: Vec<_> = (0..10).map(|i| if i < 3 { (XDP_PASS, AclAccepted) } else { (XDP_DROP, AclDropped) }).collect();
+        let want: Vec<_> =
+            (0..10).map(|i| if i < 3 { (XDP_PASS, AclAccepted) } else { (XDP_DROP, AclDropped) }).collect();
         assert_eq!(verdicts, want);
         // Every matched packet is counted, passed or not.
         let c = d.acl_stats(0).unwrap();
@@ -399,7 +500,9 @@ fn rate_limit_aggregate_bytes_per_second() {
 
 #[test]
 fn counters_per_entry_equal_what_was_sent() {
-    let e = |id, port: u16, action| entry(id, AclMatch { dst_ports: Some(vec![port..=port]), ..Default::default() }, action);
+    let e = |id, port: u16, action| {
+        entry(id, AclMatch { dst_ports: Some(vec![port..=port]), ..Default::default() }, action)
+    };
     let rules = acl_only(vec![e(10, 1, AclAction::Accept), e(20, 2, AclAction::Drop), e(30, 3, AclAction::Drop)]);
     let mut d = dp_with(&rules);
     let mut want = [(0u64, 0u64); 3];
@@ -435,7 +538,11 @@ fn refused_with_entry_and_field() {
     let mut d = Dataplane::open(&DataplaneOptions::default()).unwrap();
     let bad = acl_only(vec![
         entry(1, AclMatch::default(), AclAction::Drop),
-        entry(2, AclMatch { src: Some(net("10.0.0.0/8")), dst: Some(net("2001:db8::/32")), ..Default::default() }, AclAction::Drop),
+        entry(
+            2,
+            AclMatch { src: Some(net("10.0.0.0/8")), dst: Some(net("2001:db8::/32")), ..Default::default() },
+            AclAction::Drop,
+        ),
     ]);
     let e = d.apply(&bad).unwrap_err();
     let acl = e.downcast_ref::<AclError>().expect("an AclError");
@@ -461,7 +568,11 @@ fn entries_4096_last_one_matches() {
             )
         })
         .collect();
-    acl.push(entry(4095, AclMatch { protocol: Some(17), dst_ports: Some(vec![80..=80]), ..Default::default() }, AclAction::Drop));
+    acl.push(entry(
+        4095,
+        AclMatch { protocol: Some(17), dst_ports: Some(vec![80..=80]), ..Default::default() },
+        AclAction::Drop,
+    ));
     let d = dp_with(&acl_only(acl));
     assert_eq!(run(&d, &v4().udp(1, 80).build()), (XDP_DROP, AclDropped));
     assert_eq!(run(&d, &v4().tcp(1, 80, TCP_SYN).build()), (XDP_PASS, NoMatch));
@@ -587,7 +698,11 @@ fn adopted_pins_keep_the_acl() {
     let _ = std::fs::remove_dir_all(&dir);
     let opts = DataplaneOptions { pin_dir: Some(dir.clone()) };
     let rules = acl_only(vec![
-        entry(5, AclMatch { dst_ports: Some(port_ranges(PortOp::Neq, 53)), protocol: Some(17), ..Default::default() }, AclAction::Drop),
+        entry(
+            5,
+            AclMatch { dst_ports: Some(port_ranges(PortOp::Neq, 53)), protocol: Some(17), ..Default::default() },
+            AclAction::Drop,
+        ),
         entry(
             6,
             AclMatch { family: Some(AclFamily::V6), dst: Some(net("2001:db8:2::7/128")), ..Default::default() },
@@ -626,7 +741,11 @@ fn acl_cost() {
             .map(|i| {
                 entry(
                     i as u64,
-                    AclMatch { src: Some(net("203.0.113.0/24")), dst_ports: Some(vec![i as u16..=i as u16]), ..Default::default() },
+                    AclMatch {
+                        src: Some(net("203.0.113.0/24")),
+                        dst_ports: Some(vec![i as u16..=i as u16]),
+                        ..Default::default()
+                    },
                     AclAction::Drop,
                 )
             })
@@ -637,6 +756,10 @@ fn acl_cost() {
         assert_eq!(action, XDP_PASS);
         let miss = v4().udp(1, 9999).payload(64).build();
         let (_, tm) = d.test_run_repeat(&miss, repeat).unwrap();
-        println!("{n:>5} entries: last matches {:>6} ns/packet, none matches {:>6} ns/packet", t.as_nanos(), tm.as_nanos());
+        println!(
+            "{n:>5} entries: last matches {:>6} ns/packet, none matches {:>6} ns/packet",
+            t.as_nanos(),
+            tm.as_nanos()
+        );
     }
 }
