@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Rule sets: host routes (/32, /128) go to the hash maps, shorter prefixes
-//! to the LPM tries. A target id must be below `MAX_TARGETS`; its policy is
+//! to the LPM tries; the ACL (`RuleSet::acl`) is compiled to bit vectors
+//! (`acl`), and refused with an `AclError` (entry, field, reason; find it
+//! with `err.downcast_ref::<AclError>()`) when the program cannot express it. A target id must be below `MAX_TARGETS`; its policy is
 //! stored with the `ACTIVE` flag forced on.
 //!
 //! Restart/upgrade: with a `pin_dir`, maps and links outlive the process,
