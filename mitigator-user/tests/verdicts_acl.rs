@@ -624,25 +624,29 @@ fn raw_test_run(fd: &std::os::fd::OwnedFd, pkt: &[u8]) -> u32 {
 }
 
 /// Two 1,000-entry ACLs that both accept the packet, through different
-/// entries: A at index 500, B (A reversed) at index 499. A packet that saw
-/// vectors of both generations would match nothing and fall to the
-/// DROP_ALL target. A thread runs the packet all along while the sets are
-/// swapped back and forth: it must never be dropped.
+/// entries: entry i matches source 10.x.y.0/24 (x.y = i) and destination
+/// ports 1000+i..=1001+i; A has them in order, B rotated by one (A's entry
+/// 500 is B's 499). The packet (i = 500, port 1500) has source vector
+/// {500} and port vector {499, 500} in A, {499} and {498, 499} in B:
+/// A's source vector with B's port vector matches nothing, and the packet
+/// would fall to the DROP_ALL target. A thread runs the packet all along
+/// while the sets are swapped back and forth: it must never be dropped.
+/// (Checked: writing the active generation in place makes this fail.)
 #[test]
 fn atomic_replacement_of_1000_entries() {
-    let make = |reverse: bool| {
+    let make = |rotate: bool| {
         let mut acl: Vec<AclEntry> = (0..1000u16)
             .map(|i| {
                 let src: IpNet = format!("10.{}.{}.0/24", i / 256, i % 256).parse().unwrap();
                 entry(
-                    i as u64 + if reverse { 10_000 } else { 0 },
-                    AclMatch { src: Some(src), dst_ports: Some(vec![1000 + i..=1000 + i]), ..Default::default() },
+                    i as u64 + if rotate { 10_000 } else { 0 },
+                    AclMatch { src: Some(src), dst_ports: Some(vec![1000 + i..=1001 + i]), ..Default::default() },
                     AclAction::Accept,
                 )
             })
             .collect();
-        if reverse {
-            acl.reverse();
+        if rotate {
+            acl.rotate_left(1);
         }
         RuleSet { targets: vec![target(pf::DROP_ALL)], acl, ..Default::default() }
     };
