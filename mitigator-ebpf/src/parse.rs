@@ -183,30 +183,6 @@ impl Pkt {
             i += 1;
         }
     }
-
-    #[inline(always)]
-    #[allow(dead_code)]
-    pub const fn new() -> Self {
-        Pkt {
-            v6: false,
-            src: [0; 16],
-            dst: [0; 16],
-            proto: 0,
-            frag: FRAG_NONE,
-            has_ports: false,
-            has_tcp: false,
-            sport: 0,
-            dport: 0,
-            tcp_flags: 0,
-            icmp_type: 0,
-            icmp_code: 0,
-            has_icmp: false,
-            tcp_flags_hi: 0,
-            ttl: 0,
-            ip_len: 0,
-            frag_bits: 0,
-        }
-    }
 }
 
 /// A read position inside the packet: absolute addresses, like `nh->pos`
