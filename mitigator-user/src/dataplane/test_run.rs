@@ -24,3 +24,9 @@ pub(super) fn run(ebpf: &Ebpf, packet: &[u8], repeat: u32) -> Result<(u32, Durat
     let r = prog.test_run(opts).context("BPF_PROG_TEST_RUN")?;
     Ok((r.return_value, r.duration))
 }
+
+pub(super) fn program_fd(ebpf: &Ebpf) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd as _;
+    let prog: &Xdp = ebpf.program(PROGRAM_NAME).context("program missing")?.try_into()?;
+    Ok(prog.fd()?.as_fd().try_clone_to_owned()?)
+}

@@ -65,6 +65,12 @@ pub struct PacketBuilder {
     ip: Ip,
     l4: L4,
     payload: usize,
+    /// IPv4 TTL / IPv6 hop limit.
+    ttl: u8,
+    /// IPv4 Don't Fragment.
+    df: bool,
+    /// Low nibble of TCP byte 12 (reserved bits, NS).
+    tcp_res: u8,
 }
 
 impl PacketBuilder {
@@ -74,11 +80,41 @@ impl PacketBuilder {
             ip: Ip::V4 { src, dst, options: vec![], frag_offset: 0, more: false },
             l4: L4::Other(253),
             payload: 0,
+            ttl: 64,
+            df: false,
+            tcp_res: 0,
         }
     }
 
     pub fn ipv6(src: [u8; 16], dst: [u8; 16]) -> Self {
-        PacketBuilder { vlans: vec![], ip: Ip::V6 { src, dst, ext: vec![] }, l4: L4::Other(253), payload: 0 }
+        PacketBuilder {
+            vlans: vec![],
+            ip: Ip::V6 { src, dst, ext: vec![] },
+            l4: L4::Other(253),
+            payload: 0,
+            ttl: 64,
+            df: false,
+            tcp_res: 0,
+        }
+    }
+
+    /// IPv4 TTL / IPv6 hop limit (default 64).
+    pub fn ttl(mut self, ttl: u8) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the IPv4 Don't Fragment flag.
+    pub fn dont_fragment(mut self) -> Self {
+        self.df = true;
+        self
+    }
+
+    /// The low nibble of TCP header byte 12 (3 reserved bits and NS),
+    /// which the DOTS flags-bitmask covers.
+    pub fn tcp_reserved(mut self, bits: u8) -> Self {
+        self.tcp_res = bits & 0x0f;
+        self
     }
 
     /// Adds a VLAN tag (TPID 0x8100 or 0x88A8), outermost first.
@@ -188,7 +224,7 @@ impl PacketBuilder {
                 b.extend(sport.to_be_bytes());
                 b.extend(dport.to_be_bytes());
                 b.extend([0, 0, 0, 1, 0, 0, 0, 0]);
-                b.push(5 << 4);
+                b.push((5 << 4) | self.tcp_res);
                 b.push(flags);
                 b.extend([0xff, 0xff, 0, 0, 0, 0]);
             }
@@ -241,9 +277,9 @@ impl PacketBuilder {
                 b.push(0);
                 b.extend((tot as u16).to_be_bytes());
                 b.extend([0x12, 0x34]);
-                let frag = (frag_offset & 0x1fff) | if *more { 0x2000 } else { 0 };
+                let frag = (frag_offset & 0x1fff) | if *more { 0x2000 } else { 0 } | if self.df { 0x4000 } else { 0 };
                 b.extend(frag.to_be_bytes());
-                b.push(64);
+                b.push(self.ttl);
                 b.push(proto);
                 b.extend([0, 0]);
                 b.extend(src);
@@ -286,7 +322,7 @@ impl PacketBuilder {
                 b.extend([0x60, 0, 0, 0]);
                 b.extend((plen as u16).to_be_bytes());
                 b.push(ext.first().map(|e| e.proto()).unwrap_or(proto));
-                b.push(64);
+                b.push(self.ttl);
                 b.extend(src);
                 b.extend(dst);
                 ends.push(b.len());
