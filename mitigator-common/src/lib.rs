@@ -16,6 +16,9 @@
 //! not generational: they belong to a target id, which is stable.
 #![no_std]
 
+mod acl;
+pub use acl::*;
+
 /// Protected targets that can exist at once (per generation).
 pub const MAX_TARGETS: u32 = 16_384;
 /// Port ranges per target scope. A DOTS request with more is split.
@@ -50,10 +53,19 @@ pub mod maps {
     pub const RATE_STATE: &str = "MTG_RATE_STATE";
     pub const TARGET_STATS: &str = "MTG_TARGET_STATS";
     pub const IFACE_STATS: &str = "MTG_IFACE_STATS";
+    pub const ACL_HDR: &str = "MTG_ACL_HDR";
+    pub const ACL_IDX: &str = "MTG_ACL_IDX";
+    pub const ACL_PFX_V4: &str = "MTG_ACL_PFX_V4";
+    pub const ACL_PFX_V6: &str = "MTG_ACL_PFX_V6";
+    pub const ACL_VECS: &str = "MTG_ACL_VECS";
+    pub const ACL_RULES: &str = "MTG_ACL_RULES";
+    pub const ACL_RATE: &str = "MTG_ACL_RATE";
+    pub const ACL_STATS: &str = "MTG_ACL_STATS";
     /// Every map, for pinning and adoption.
     pub const ALL: &[&str] = &[
         CONFIG, HOST_V4, HOST_V6, LPM_V4, LPM_V6, ACCEPT_V4, ACCEPT_V6, DROP_V4, DROP_V6,
-        POLICIES, REFLECT_PORTS, RATE_STATE, TARGET_STATS, IFACE_STATS,
+        POLICIES, REFLECT_PORTS, RATE_STATE, TARGET_STATS, IFACE_STATS, ACL_HDR, ACL_IDX,
+        ACL_PFX_V4, ACL_PFX_V6, ACL_VECS, ACL_RULES, ACL_RATE, ACL_STATS,
     ];
 }
 
@@ -80,6 +92,9 @@ pub mod gen_flags {
     pub const HOST_V6: u32 = 1 << 5;
     pub const LPM_V4: u32 = 1 << 6;
     pub const LPM_V6: u32 = 1 << 7;
+    /// The generation has data-channel ACL entries (`ACL_*` maps). Without
+    /// it the program does no ACL work at all.
+    pub const ACL: u32 = 1 << 8;
 }
 
 // ------------------------------------------------------------------ keys ---
@@ -315,8 +330,13 @@ pub enum IfaceVerdict {
     TargetPassed = 4,
     /// Matched a target and dropped by its policy.
     TargetDropped = 5,
+    /// Matched an ACL entry that accepts (or rate-limits, under the rate):
+    /// passed, bypassing target policies.
+    AclAccepted = 6,
+    /// Matched an ACL entry that drops (or rate-limits, over the rate).
+    AclDropped = 7,
 }
-pub const N_IFACE_VERDICTS: usize = 6;
+pub const N_IFACE_VERDICTS: usize = 8;
 
 impl IfaceVerdict {
     pub const ALL: [IfaceVerdict; N_IFACE_VERDICTS] = [
@@ -326,6 +346,8 @@ impl IfaceVerdict {
         IfaceVerdict::NoMatch,
         IfaceVerdict::TargetPassed,
         IfaceVerdict::TargetDropped,
+        IfaceVerdict::AclAccepted,
+        IfaceVerdict::AclDropped,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -336,6 +358,8 @@ impl IfaceVerdict {
             IfaceVerdict::NoMatch => "no-match",
             IfaceVerdict::TargetPassed => "target-passed",
             IfaceVerdict::TargetDropped => "target-dropped",
+            IfaceVerdict::AclAccepted => "acl-accepted",
+            IfaceVerdict::AclDropped => "acl-dropped",
         }
     }
 }
@@ -364,4 +388,9 @@ mod pod {
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for TargetStats {}
     unsafe impl aya::Pod for IfaceStats {}
+    unsafe impl aya::Pod for AclBits {}
+    unsafe impl aya::Pod for AclVecKey {}
+    unsafe impl aya::Pod for AclHeader {}
+    unsafe impl aya::Pod for AclRule {}
+    unsafe impl aya::Pod for AclBucket {}
 }

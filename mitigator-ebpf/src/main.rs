@@ -1,5 +1,5 @@
-//! The XDP program: parse → accept-list → drop-list → target lookup →
-//! the target's policy → verdict, every packet counted exactly once per
+//! The XDP program: parse → accept-list → drop-list → data-channel ACL →
+//! target lookup → the target's policy → verdict, every packet counted exactly once per
 //! interface and (when it matched a target) per target.
 //!
 //! All rule lookups read the active generation (`CONFIG[CONFIG_GEN]`) once
@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod acl;
 mod maps;
 mod parse;
 mod policy;
@@ -37,10 +38,24 @@ pub fn mitigator(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
-    let mut p = Pkt::new();
-    if parse::parse(data, data_end, &mut p).is_none() {
+    // The parsed packet lives in a per-CPU map, not on the stack. The
+    // verifier does not track what a map value holds, so after parsing all
+    // the parse paths (v4/v6, each extension header, each L4 protocol)
+    // reach the rules in one state and are verified once. On the stack, the
+    // fields were constants per path and everything after the parse (the
+    // ACL's AND loop above all) was re-verified per path: over 1M
+    // instructions.
+    let p = match PKT.get_ptr_mut(0) {
+        // SAFETY: per-CPU, and an XDP run is not preempted: no one else
+        // touches this CPU's value during the run.
+        Some(p) => unsafe { &mut *p },
+        None => return (XDP_PASS, IfaceVerdict::Unparsed),
+    };
+    *p = Pkt::new();
+    if parse::parse(data, data_end, p).is_none() {
         return (XDP_PASS, IfaceVerdict::Unparsed);
     }
+    let p: &Pkt = p;
 
     // Generation first, then its flags: a reader of a new generation's
     // number always finds that generation's flags already written.
@@ -54,20 +69,28 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     };
 
     let (acc, drp) = if p.v6 { (gf::ACCEPT_V6, gf::DROP_V6) } else { (gf::ACCEPT_V4, gf::DROP_V4) };
-    if flags & acc != 0 && on_list(true, &p, gen) {
+    if flags & acc != 0 && on_list(true, p, gen) {
         return (XDP_PASS, IfaceVerdict::Accepted);
     }
-    if flags & drp != 0 && on_list(false, &p, gen) {
+    if flags & drp != 0 && on_list(false, p, gen) {
         return (XDP_DROP, IfaceVerdict::DropListed);
     }
+    // One flag test when no ACL is installed: the no-ACL path stays as fast.
+    if flags & gf::ACL != 0 {
+        match acl::check(p, gen, len) {
+            acl::AclVerdict::NoMatch => {}
+            acl::AclVerdict::Accept => return (XDP_PASS, IfaceVerdict::AclAccepted),
+            acl::AclVerdict::Drop => return (XDP_DROP, IfaceVerdict::AclDropped),
+        }
+    }
 
-    let id = match find_target(&p, gen, flags) {
+    let id = match find_target(p, gen, flags) {
         Some(id) if id < MAX_TARGETS => id,
         _ => return (XDP_PASS, IfaceVerdict::NoMatch),
     };
 
     let verdict = match POLICIES.get(gen * MAX_TARGETS + id) {
-        Some(pol) if pol.flags & policy_flags::ACTIVE != 0 => policy::apply(pol, &p, id, len),
+        Some(pol) if pol.flags & policy_flags::ACTIVE != 0 => policy::apply(pol, p, id, len),
         // A target without an active policy passes (counted as passed).
         _ => None,
     };
@@ -163,6 +186,8 @@ fn count_iface(ifindex: u32, v: IfaceVerdict, len: u64) {
         IfaceVerdict::NoMatch => &mut s.verdicts[3],
         IfaceVerdict::TargetPassed => &mut s.verdicts[4],
         IfaceVerdict::TargetDropped => &mut s.verdicts[5],
+        IfaceVerdict::AclAccepted => &mut s.verdicts[6],
+        IfaceVerdict::AclDropped => &mut s.verdicts[7],
     };
     c.add(len);
 }

@@ -67,3 +67,39 @@ pub static TARGET_STATS: PerCpuArray<TargetStats> = PerCpuArray::with_max_entrie
 #[map(name = "MTG_IFACE_STATS")]
 pub static IFACE_STATS: PerCpuHashMap<u32, IfaceStats> =
     PerCpuHashMap::with_max_entries(MAX_IFACES, 0);
+
+// ------------------------------------------------------------------ ACL ---
+// Layout and meaning: mitigator_common::acl; lookup: acl.rs.
+
+#[map(name = "MTG_ACL_HDR")]
+pub static ACL_HDR: Array<AclHeader> = Array::with_max_entries(2, 0);
+
+/// Dense value → vector id arrays, both generations (~1.6 MB).
+#[map(name = "MTG_ACL_IDX")]
+pub static ACL_IDX: Array<u32> = Array::with_max_entries(2 * ACL_IDX_LEN_TOTAL, 0);
+
+#[map(name = "MTG_ACL_PFX_V4")]
+pub static ACL_PFX_V4: LpmTrie<AclPfxV4, u32> = LpmTrie::with_max_entries(MAX_ACL_PREFIXES, 0);
+
+#[map(name = "MTG_ACL_PFX_V6")]
+pub static ACL_PFX_V6: LpmTrie<AclPfxV6, u32> = LpmTrie::with_max_entries(MAX_ACL_PREFIXES, 0);
+
+/// Bit vectors (512 bytes each) grow on demand: an installed ACL costs
+/// what its distinct vectors need, an empty one nothing.
+#[map(name = "MTG_ACL_VECS")]
+pub static ACL_VECS: HashMap<AclVecKey, AclBits> =
+    HashMap::with_max_entries(2 * MAX_ACL_VECS, BPF_F_NO_PREALLOC);
+
+#[map(name = "MTG_ACL_RULES")]
+pub static ACL_RULES: Array<AclRule> = Array::with_max_entries(2 * MAX_ACL_ENTRIES, 0);
+
+#[map(name = "MTG_ACL_RATE")]
+pub static ACL_RATE: Array<AclBucket> = Array::with_max_entries(ACL_SLOTS, 0);
+
+#[map(name = "MTG_ACL_STATS")]
+pub static ACL_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(ACL_SLOTS, 0);
+
+/// The packet being decided (see main.rs for why not on the stack). Not
+/// pinned: it holds nothing between packets.
+#[map(name = "MTG_SCRATCH_PKT")]
+pub static PKT: PerCpuArray<crate::parse::Pkt> = PerCpuArray::with_max_entries(1, 0);

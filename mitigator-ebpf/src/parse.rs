@@ -150,6 +150,18 @@ pub struct Pkt {
     pub tcp_flags: u8,
     pub icmp_type: u8,
     pub icmp_code: u8,
+    // ---- read only by the ACL (acl.rs) ----
+    /// `icmp_type`/`icmp_code` are valid (ICMP or ICMPv6 with L4 header).
+    pub has_icmp: bool,
+    /// Low nibble of TCP header byte 12 (reserved bits and NS), which the
+    /// DOTS `flags-bitmask` covers together with `tcp_flags`.
+    pub tcp_flags_hi: u8,
+    /// IPv4 TTL / IPv6 hop limit.
+    pub ttl: u8,
+    /// IPv4 total length / IPv6 payload length, from the header.
+    pub ip_len: u16,
+    /// `mitigator_common::acl_frag` bits (df, isf, ff, lf).
+    pub frag_bits: u8,
 }
 
 impl Pkt {
@@ -168,6 +180,11 @@ impl Pkt {
             tcp_flags: 0,
             icmp_type: 0,
             icmp_code: 0,
+            has_icmp: false,
+            tcp_flags_hi: 0,
+            ttl: 0,
+            ip_len: 0,
+            frag_bits: 0,
         }
     }
 }
@@ -253,12 +270,37 @@ pub fn parse_ipv4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
     } else {
         FRAG_NONE
     };
+    pkt.ttl = unsafe { (*ip).ttl };
+    pkt.ip_len = be16(unsafe { (*ip).tot_len });
+    pkt.frag_bits = frag_bits(frag & 0x4000 != 0, frag & 0x2000 != 0, frag & 0x1fff, frag & 0x3fff != 0);
     // The options must lie inside the packet even when no L4 header
     // follows (non-first fragment): compare the cursor with the end.
     if c.pos > c.end {
         return None;
     }
     Some(())
+}
+
+/// The DOTS fragment-type bits of a packet (`mitigator_common::acl_frag`).
+/// `is_frag`: the packet is a fragment at all (IPv4: MF or offset; IPv6: it
+/// has a Fragment header, atomic fragments included).
+#[inline(always)]
+fn frag_bits(df: bool, more: bool, offset: u16, is_frag: bool) -> u8 {
+    use mitigator_common::acl_frag as af;
+    let mut b = 0;
+    if df {
+        b |= af::DF;
+    }
+    if is_frag {
+        b |= af::ISF;
+    }
+    if offset == 0 && more {
+        b |= af::FF;
+    }
+    if offset != 0 && !more {
+        b |= af::LF;
+    }
+    b
 }
 
 #[inline(always)]
@@ -281,6 +323,8 @@ pub fn parse_ipv6(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
         return None;
     }
     pkt.v6 = true;
+    pkt.ttl = unsafe { (*ip).hop_limit };
+    pkt.ip_len = be16(unsafe { (*ip).payload_len });
     pkt.src = unsafe { (*ip).src };
     pkt.dst = unsafe { (*ip).dst };
     let mut next = unsafe { (*ip).next };
@@ -294,6 +338,7 @@ pub fn parse_ipv6(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
             let f = c.take::<Ipv6FragHdr>()?;
             let off_m = be16(unsafe { (*f).off_m });
             next = unsafe { (*f).next };
+            pkt.frag_bits = frag_bits(false, off_m & 1 != 0, off_m >> 3, true);
             if off_m & 0xfff8 != 0 {
                 pkt.frag = FRAG_LATER;
                 pkt.proto = next;
@@ -344,6 +389,7 @@ pub fn parse_l4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
             pkt.sport = be16(unsafe { (*t).sport });
             pkt.dport = be16(unsafe { (*t).dport });
             pkt.tcp_flags = unsafe { (*t).flags };
+            pkt.tcp_flags_hi = unsafe { (*t).doff } & 0x0f;
             pkt.has_ports = true;
             pkt.has_tcp = true;
         }
@@ -363,6 +409,7 @@ pub fn parse_l4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
             let i = c.take::<IcmpHdr>()?;
             pkt.icmp_type = unsafe { (*i).ty };
             pkt.icmp_code = unsafe { (*i).code };
+            pkt.has_icmp = true;
         }
         _ => {}
     }

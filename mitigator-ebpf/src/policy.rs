@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// Nanoseconds per second: a token is worth this many token-ns.
-const NS: u64 = 1_000_000_000;
+pub(crate) const NS: u64 = 1_000_000_000;
 /// Largest burst whose bucket (burst * NS token-ns) fits in a u64.
 const MAX_BURST: u64 = u64::MAX / NS;
 
@@ -66,7 +66,7 @@ fn reflection_port(sport: u16) -> bool {
 /// Bucket size in token-ns for `burst` tokens; a zero burst means one
 /// second's worth of the rate.
 #[inline(always)]
-fn cap_of(rate: u64, burst: u64) -> u64 {
+pub(crate) fn cap_of(rate: u64, burst: u64) -> u64 {
     let b = if burst == 0 { rate } else { burst };
     let b = if b > MAX_BURST { MAX_BURST } else { b };
     b * NS
@@ -78,7 +78,7 @@ fn cap_of(rate: u64, burst: u64) -> u64 {
 /// otherwise elapsed * rate < cap fits, and the sum is compared with the
 /// remaining room instead of being computed first.
 #[inline(always)]
-fn refill(tokens: u64, elapsed: u64, rate: u64, cap: u64) -> u64 {
+pub(crate) fn refill(tokens: u64, elapsed: u64, rate: u64, cap: u64) -> u64 {
     if rate == 0 {
         return 0;
     }

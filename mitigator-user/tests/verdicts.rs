@@ -56,6 +56,7 @@ fn one_target(p: Policy) -> RuleSet {
         }],
         accept: vec![],
         drop: vec![],
+        acl: vec![],
     }
 }
 
@@ -513,6 +514,7 @@ fn apply_swaps_rule_sets() {
         targets: vec![TargetRule { id: 9, prefixes: vec![net("203.0.113.0/24")], policy: policy(pf::DROP_ALL, ALL_PROTOS, &[]) }],
         accept: vec![],
         drop: vec![],
+        acl: vec![],
     };
     d.apply(&second).unwrap();
     assert_eq!(d.active_generation(), 0);

@@ -33,6 +33,14 @@ fn expected_layout(name: &str) -> Option<(u32, u32, u32)> {
         m::RATE_STATE => (size_of::<RateKey>() as u32, size_of::<RateState>() as u32, MAX_RATE_STATES),
         m::TARGET_STATS => (4, size_of::<TargetStats>() as u32, MAX_TARGETS),
         m::IFACE_STATS => (4, size_of::<IfaceStats>() as u32, MAX_IFACES),
+        m::ACL_HDR => (4, size_of::<AclHeader>() as u32, 2),
+        m::ACL_IDX => (4, 4, 2 * ACL_IDX_LEN_TOTAL),
+        m::ACL_PFX_V4 => ((4 + size_of::<AclPfxV4>()) as u32, 4, MAX_ACL_PREFIXES),
+        m::ACL_PFX_V6 => ((4 + size_of::<AclPfxV6>()) as u32, 4, MAX_ACL_PREFIXES),
+        m::ACL_VECS => (size_of::<AclVecKey>() as u32, size_of::<AclBits>() as u32, 2 * MAX_ACL_VECS),
+        m::ACL_RULES => (4, size_of::<AclRule>() as u32, 2 * MAX_ACL_ENTRIES),
+        m::ACL_RATE => (4, size_of::<AclBucket>() as u32, ACL_SLOTS),
+        m::ACL_STATS => (4, size_of::<Counter>() as u32, ACL_SLOTS),
         _ => return None,
     })
 }

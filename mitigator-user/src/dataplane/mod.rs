@@ -14,6 +14,7 @@
 //! dp.set_reflection_ports(&[u16])
 //! dp.target_stats(id) / dp.reset_target_stats(id)   summed over CPUs / zeroed
 //! dp.iface_stats() -> Vec<(ifindex, IfaceStats)>    summed over CPUs (key 0 = any other ifindex)
+//! dp.acl_stats(i) / dp.acl_stats_by_id(stat_id)     ACL entry's matched packets/bytes, summed over CPUs
 //! dp.test_run(pkt) -> XDP action                    BPF_PROG_TEST_RUN once
 //! dp.test_run_repeat(pkt, n) -> (action, avg)       for benchmarks
 //! ```
@@ -29,6 +30,7 @@
 //! a pinned link is adopted and switched to the newly loaded program
 //! (`bpf_link_update`, atomic).
 
+pub mod acl;
 mod attach;
 mod load;
 mod rules;
@@ -40,9 +42,10 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::Ebpf;
-use mitigator_common::{IfaceStats, TargetStats};
+use mitigator_common::{Counter, IfaceStats, TargetStats};
 
 pub use attach::{AttachMode, AttachedMode};
+pub use acl::{port_ranges, AclAction, AclEntry, AclError, AclFamily, AclMatch, BitmaskMatch, PortOp};
 pub use rules::{RuleSet, TargetRule};
 
 /// How to open the data plane.
@@ -158,6 +161,22 @@ impl Dataplane {
     /// Zeroes a target's counters (when its id is (re)allocated).
     pub fn reset_target_stats(&mut self, id: u32) -> Result<()> {
         stats::reset_target_stats(&mut self.ebpf, id)
+    }
+
+    /// Matched packets and bytes of entry `index` of the active rule set's
+    /// ACL, summed over CPUs. They count from when the entry's `stat_id`
+    /// first appeared (see `acl.rs`).
+    pub fn acl_stats(&self, index: usize) -> Result<Counter> {
+        let rules = &self.gens[self.active as usize].acl.rules;
+        let r = rules.get(index).ok_or_else(|| anyhow!("no ACL entry {index} (the ACL has {})", rules.len()))?;
+        acl::slot_stats(&self.ebpf, r.slot)
+    }
+
+    /// Same as `acl_stats`, by the entry's `stat_id`.
+    pub fn acl_stats_by_id(&self, stat_id: u64) -> Result<Counter> {
+        let rules = &self.gens[self.active as usize].acl.rules;
+        let r = rules.iter().find(|r| r.stat_id == stat_id).ok_or_else(|| anyhow!("no ACL entry with stat_id {stat_id}"))?;
+        acl::slot_stats(&self.ebpf, r.slot)
     }
 
     /// Interface counters by ifindex (0 = interfaces without their own

@@ -32,7 +32,10 @@ use mitigator_common::{
     REFLECT_WORDS,
 };
 
-use super::{map_mut, Dataplane};
+use super::{
+    acl::{self, AclContents, AclEntry},
+    map_mut, Dataplane,
+};
 
 /// How long `apply` waits after flipping the generation before rewriting
 /// the old one. An XDP program runs to completion inside one NAPI poll (or
@@ -52,6 +55,9 @@ pub struct RuleSet {
     pub accept: Vec<IpNet>,
     /// Sources always dropped.
     pub drop: Vec<IpNet>,
+    /// Data-channel ACL, in order (first match wins), after the lists and
+    /// before the targets; see `acl.rs`.
+    pub acl: Vec<AclEntry>,
 }
 
 /// A protected target: destination prefixes sharing one id (counters, rate
@@ -75,12 +81,16 @@ pub(super) struct GenContents {
     drop_v4: BTreeSet<([u8; 4], u8)>,
     drop_v6: BTreeSet<([u8; 16], u8)>,
     policies: BTreeMap<u32, Policy>,
+    pub(super) acl: AclContents,
 }
 
 impl GenContents {
-    /// Compiles and validates a rule set.
-    pub(super) fn compile(rules: &RuleSet) -> Result<Self> {
+    /// Compiles and validates a rule set; `acl_slots` are the counter
+    /// slots of `rules.acl` (`acl::assign_slots`).
+    pub(super) fn compile(rules: &RuleSet, acl_slots: &[u32]) -> Result<Self> {
         let mut g = GenContents::default();
+        // An AclError stays the error's root cause, for callers to downcast.
+        g.acl = acl::compile(&rules.acl, acl_slots)?;
         for t in &rules.targets {
             ensure!(t.id < MAX_TARGETS, "target id {} out of range (max {})", t.id, MAX_TARGETS - 1);
             let mut pol = t.policy;
@@ -138,6 +148,7 @@ impl GenContents {
             (!self.host_v6.is_empty(), gf::HOST_V6),
             (!self.lpm_v4.is_empty(), gf::LPM_V4),
             (!self.lpm_v6.is_empty(), gf::LPM_V6),
+            (!self.acl.entries.is_empty(), gf::ACL),
         ] {
             if nonempty {
                 f |= bit;
@@ -179,7 +190,12 @@ impl GenContents {
         for t in &mut targets {
             t.prefixes.sort();
         }
-        RuleSet { targets, accept: list(&self.accept_v4, &self.accept_v6), drop: list(&self.drop_v4, &self.drop_v6) }
+        RuleSet {
+            targets,
+            accept: list(&self.accept_v4, &self.accept_v6),
+            drop: list(&self.drop_v4, &self.drop_v6),
+            acl: self.acl.entries.clone(),
+        }
     }
 }
 
@@ -282,6 +298,7 @@ fn write_gen(ebpf: &mut Ebpf, gen: u32, cur: &GenContents, want: &GenContents) -
     diff_lpm(ebpf, m::ACCEPT_V6, &set_map(&cur.accept_v6), &set_map(&want.accept_v6), |k| k6(gen, k))?;
     diff_lpm(ebpf, m::DROP_V4, &set_map(&cur.drop_v4), &set_map(&want.drop_v4), |k| k4(gen, k))?;
     diff_lpm(ebpf, m::DROP_V6, &set_map(&cur.drop_v6), &set_map(&want.drop_v6), |k| k6(gen, k))?;
+    acl::write_gen(ebpf, gen, &cur.acl, &want.acl)?;
     config(ebpf)?.set(CONFIG_FLAGS + gen, want.flags(), 0).context("writing GenFlags")?;
     Ok(())
 }
@@ -348,13 +365,17 @@ pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<GenContents> {
             }
         }
     }
+    g.acl = acl::read_gen(ebpf, gen)?;
     Ok(g)
 }
 
 /// See the module docs.
 pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
-    let want = GenContents::compile(rules)?;
+    let (slots, fresh) = acl::assign_slots([&dp.gens[0].acl, &dp.gens[1].acl], &rules.acl)?;
+    let want = GenContents::compile(rules, &slots)?;
     let next = dp.active ^ 1;
+    // New ACL entries start from zero (no generation uses these slots yet).
+    acl::reset_slots(&mut dp.ebpf, &fresh)?;
     write_gen_tracked(dp, next, &want)?;
     // The flip: from here new packets read `next`.
     config(&mut dp.ebpf)?.set(CONFIG_GEN, next, 0).context("flipping CONFIG_GEN")?;
