@@ -39,6 +39,10 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
         true => Some(crate::signal::start(&cfg, registry.clone()).await.context("DOTS signal channel ([signal])")?),
         false => None,
     };
+    let _data_channel = match cfg.data_channel.enabled {
+        true => Some(crate::datachannel::start(&cfg, registry.clone()).await.context("DOTS data channel ([data_channel])")?),
+        false => None,
+    };
 
     let (stop, _) = watch::channel(false);
     let server = tokio::spawn({

@@ -516,6 +516,14 @@ fn prefix_field(norm: &[Norm], store: &mut VecStore, v6: bool, dst: bool) -> Vec
     out
 }
 
+/// Whether the program can express `entries` (the checks of `compile`,
+/// without maps): the data channel refuses an ACE before storing it, even
+/// when its ACL is not in force yet (activate-when-mitigating, deactivate).
+pub fn check(entries: &[AclEntry]) -> Result<(), AclError> {
+    let slots: Vec<u32> = (0..entries.len() as u32).collect();
+    compile(entries, &slots).map(|_| ())
+}
+
 /// Compiles `entries` with their slots (from `assign_slots`).
 pub(super) fn compile(entries: &[AclEntry], slots: &[u32]) -> Result<AclContents, AclError> {
     if entries.len() > MAX_ACL_ENTRIES as usize {

@@ -159,6 +159,9 @@ impl Owner_ {
 
     pub(super) fn dots_session(&mut self, cuid: &str, up: bool) {
         let now = now_ms();
+        if up {
+            self.dc_touch(cuid); // a signal-channel session keeps data-channel entries alive (RFC 8783 3.5)
+        }
         let events = if up { self.dots.session_resumed(cuid, now) } else { self.dots.session_lost(cuid, now) };
         if !up {
             info!(cuid, "DOTS signal channel session lost");

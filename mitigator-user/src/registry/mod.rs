@@ -7,7 +7,10 @@
 //! data plane as one atomic swap, and only then answer. It also samples the
 //! data plane's counters on a tick (for rates) and expires lifetimes.
 
+mod datachannel;
 mod dots;
+
+pub use datachannel::{Content, DcClient, DcOp, DcReply};
 
 pub use dots::{DotsNotice, DotsPutReply};
 
@@ -115,6 +118,10 @@ enum Command {
     DotsConfigGet { cuid: String, sid: Option<u32>, reply: oneshot::Sender<Result<SignalConfig, Refusal>> },
     DotsConfigDelete { cuid: String, reply: oneshot::Sender<Result<(), Refusal>> },
     DotsSessionParams { cuid: String, reply: oneshot::Sender<SessionParams> },
+    /// A data-channel operation of an authenticated client (RFC 8783).
+    DataChannel { client: ClientCtx, op: DcOp, reply: oneshot::Sender<Result<DcReply, dots_proto::data::RestconfError>> },
+    /// Aliases of a client named in a signal-channel request.
+    ResolveAliases { cuid: String, names: Vec<String>, reply: oneshot::Sender<Result<Vec<dots_proto::data::Alias>, String>> },
     /// Stop the owner; with `uninstall`, detach the data plane and remove
     /// its pins (otherwise it keeps enforcing without the daemon).
     Shutdown { uninstall: bool, reply: Reply<()> },
@@ -227,6 +234,23 @@ impl Registry {
         rx.await.unwrap_or_default()
     }
 
+    /// A data-channel operation; answered once stored and enforced.
+    pub async fn data_channel(&self, client: ClientCtx, op: DcOp) -> Result<DcReply, dots_proto::data::RestconfError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || dots_proto::data::RestconfError::new(503, dots_proto::data::ErrorTag::OperationFailed, "the registry has stopped");
+        self.tx.send(Command::DataChannel { client, op, reply }).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// The client's aliases of these names; Err(name) for the first one the
+    /// client did not create.
+    pub async fn resolve_aliases(&self, cuid: &str, names: Vec<String>) -> Result<Vec<dots_proto::data::Alias>, String> {
+        let (reply, rx) = oneshot::channel();
+        let first = names.first().cloned().unwrap_or_default();
+        let _ = self.tx.send(Command::ResolveAliases { cuid: cuid.to_string(), names, reply });
+        rx.await.unwrap_or(Err(first))
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RegistryError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -269,6 +293,7 @@ struct Owner_ {
     rates: RateTracker,
     dots: DotsState,
     notices: dots::Notices,
+    dc: datachannel::DcState,
 }
 
 fn now_unix() -> u64 {
@@ -282,6 +307,7 @@ impl Owner_ {
         let (accept, drop) = (store.list(ListKind::Accept)?, store.list(ListKind::Drop)?);
         dataplane.set_reflection_ports(&cfg.dataplane.reflection_ports)?;
         let dots = dots::restore(&cfg, &store)?;
+        let dc = datachannel::restore(&store, &cfg)?;
         let mut owner = Owner_ {
             cfg,
             store,
@@ -292,6 +318,7 @@ impl Owner_ {
             rates: RateTracker::default(),
             dots,
             notices,
+            dc,
         };
         owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
@@ -372,6 +399,13 @@ impl Owner_ {
             Command::DotsSessionParams { cuid, reply } => {
                 let _ = reply.send(self.dots_session_params(&cuid));
             }
+            Command::DataChannel { client, op, reply } => {
+                let _ = reply.send(self.dc_op(&client, op));
+            }
+            Command::ResolveAliases { cuid, names, reply } => {
+                self.dc_touch(&cuid);
+                let _ = reply.send(self.dc_resolve_aliases(&cuid, &names));
+            }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -379,8 +413,12 @@ impl Owner_ {
     /// Applies the whole desired state to the data plane (one atomic swap).
     fn apply(&mut self) -> anyhow::Result<()> {
         let protections: Vec<Protection> = self.protections.values().cloned().collect();
-        let rules = compiler::compile(&protections, &self.accept, &self.drop);
-        self.dp().apply(&rules)
+        let mut rules = compiler::compile(&protections, &self.accept, &self.drop);
+        rules.acl = self.dc_entries()?;
+        let (base, active) = self.dc_leaving(&rules.acl);
+        self.dp().apply(&rules)?;
+        self.dc_applied(base, active);
+        Ok(())
     }
 
     fn resolve_countermeasures(&self, spec: &ProtectionSpec) -> Result<Vec<Countermeasure>, RegistryError> {
@@ -477,6 +515,7 @@ impl Owner_ {
     }
 
     fn expire(&mut self) {
+        self.dc_expire();
         let now = now_unix();
         let expired: Vec<u32> = self
             .protections
