@@ -5,6 +5,7 @@
 //! carries the lab's tag, so labs of tests running in parallel never meet.
 
 pub mod daemon;
+pub mod datachannel;
 pub mod netlab;
 pub mod signal;
 pub mod traffic;

@@ -67,7 +67,12 @@ async fn handle_inner(ctx: &Ctx, client: Option<&ClientCtx>, req: Req<'_>) -> Re
     if matches!(req.method, Method::POST | Method::PUT) {
         check_content_type(req.content_type)?;
     }
-    let q = if req.method == Method::GET { route::query(req.query)? } else { no_query(req.query)? };
+    let q = if req.method == Method::GET {
+        route::query(req.query)?
+    } else {
+        no_query(req.query)?;
+        route::query(None)?
+    };
     let policy = Policy { client_scope: client.allowed.iter().map(|n| IpPrefix { addr: n.addr(), len: n.prefix_len() }).collect(), ..ctx.policy.clone() };
     let op = operation(&resource, &req, &q, client, &policy)?;
     let op = match op {

@@ -87,6 +87,7 @@ async fn accept(mut tls: TlsServer, shared: Arc<Shared>) {
                 async move { Ok::<_, Infallible>(serve(&shared, client.as_ref(), req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
                 .serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = conn.await {

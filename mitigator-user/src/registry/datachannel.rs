@@ -220,7 +220,7 @@ impl Owner_ {
             if let Err(e2) = restore.and_then(|_| self.apply()) {
                 warn!(error = %format!("{e2:#}"), "cannot restore the data-channel state after a failure");
             }
-            if let Some(ae) = e.downcast_ref::<AclError>() {
+            if let Some(ae) = e.chain().find_map(|c| c.downcast_ref::<AclError>()) {
                 // Should have been caught by dc_check; still a client error.
                 return Err(ace_refusal(&acl_compiler::refusal_of(ae, &self.dc_origins())));
             }
