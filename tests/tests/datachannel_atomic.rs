@@ -69,7 +69,7 @@ fn thousand_ace_set_replaced_atomically_under_traffic() -> anyhow::Result<()> {
     let put = std::time::Instant::now();
     lab.put_acl("alice", &a, &bulk(r#"{"forwarding":"drop"}"#, true))?;
     eprintln!("replacement of {N} ACEs answered in {:?}", put.elapsed());
-    let sent = sender.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    let sent = sender.join().map_err(|_| anyhow::anyhow!("sender panicked"))???;
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sent, N as u64 * ROUNDS);
 
