@@ -318,8 +318,7 @@ impl Owner_ {
 
     /// Minutes left before the client's entries expire.
     fn pending_minutes(&self, c: &DcClient) -> i32 {
-        let end = c.last_seen_unix + u64::from(self.dc.lifetime_minutes) * 60;
-        (end.saturating_sub(now_unix()).div_ceil(60)).min(i32::MAX as u64) as i32
+        pending_minutes(c, self.dc.lifetime_minutes, now_unix())
     }
 
     fn render_alias(&self, c: &DcClient, a: &Alias, content: Content) -> Value {
@@ -413,8 +412,8 @@ impl Owner_ {
     /// Removes clients silent for longer than the lifetime (§§3.5, 6.1, 7.2).
     pub(super) fn dc_expire(&mut self) {
         let now = now_unix();
-        let life = u64::from(self.dc.lifetime_minutes) * 60;
-        let stale: Vec<DcClient> = self.dc.clients.values().filter(|c| c.last_seen_unix + life <= now).cloned().collect();
+        let life = self.dc.lifetime_minutes;
+        let stale: Vec<DcClient> = self.dc.clients.values().filter(|c| expired(c, life, now)).cloned().collect();
         for c in stale {
             match self.dc_commit(&c.cuid.clone(), Some(c.clone()), None) {
                 Ok(()) => info!(cuid = %c.cuid, aliases = c.aliases.len(), acls = c.acls.len(), "DOTS data channel client expired: not seen for data_channel.lifetime_minutes"),
@@ -429,6 +428,18 @@ impl Owner_ {
         let c = self.dc.clients.get(cuid).ok_or_else(|| names.first().cloned().unwrap_or_default())?;
         names.iter().map(|n| c.aliases.iter().find(|a| &a.name == n).cloned().ok_or_else(|| n.clone())).collect()
     }
+}
+
+/// Whether the client was last seen `lifetime` minutes ago or more.
+fn expired(c: &DcClient, lifetime: u32, now: u64) -> bool {
+    c.last_seen_unix + u64::from(lifetime) * 60 <= now
+}
+
+/// `pending-lifetime`: whole minutes left, rounded up (a just-refreshed
+/// entry shows the full lifetime).
+fn pending_minutes(c: &DcClient, lifetime: u32, now: u64) -> i32 {
+    let end = c.last_seen_unix + u64::from(lifetime) * 60;
+    (end.saturating_sub(now).div_ceil(60)).min(i32::MAX as u64) as i32
 }
 
 /// 400 naming the ACE and field the data plane cannot express.
@@ -484,4 +495,55 @@ fn delete<T>(list: &mut Vec<T>, target: Option<String>, name: impl Fn(&T) -> &St
         }
     }
     Ok(DcReply::Deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(last_seen_unix: u64) -> DcClient {
+        DcClient {
+            cuid: "c".into(),
+            domain: "d".into(),
+            allowed: vec![],
+            cdid: None,
+            seq: 0,
+            last_seen_unix,
+            aliases: vec![],
+            acls: vec![],
+        }
+    }
+
+    #[test]
+    fn entries_live_a_week_after_the_last_contact() {
+        let c = client(1_000_000);
+        assert_eq!(pending_minutes(&c, 10_080, 1_000_000), 10_080);
+        assert_eq!(pending_minutes(&c, 10_080, 1_000_000 + 61), 10_079);
+        assert!(!expired(&c, 10_080, 1_000_000 + 10_080 * 60 - 1));
+        assert!(expired(&c, 10_080, 1_000_000 + 10_080 * 60));
+        assert_eq!(pending_minutes(&c, 10_080, 2_000_000), 0);
+    }
+
+    fn alias(name: &str, proto: u8) -> Alias {
+        Alias { name: name.into(), target_protocol: vec![proto], ..Alias::default() }
+    }
+
+    #[test]
+    fn create_put_delete_follow_restconf() {
+        fn name(x: &Alias) -> &String {
+            &x.name
+        }
+        let mut list = vec![alias("a", 6)];
+        assert_eq!(create(&mut list, vec![alias("a", 17)], name, "alias").unwrap_err().status, 409);
+        assert!(matches!(put(&mut list, Some("a".into()), vec![alias("a", 17)], name, "alias"), Ok(DcReply::Changed)));
+        assert_eq!(list[0].target_protocol, vec![17]);
+        assert!(matches!(put(&mut list, Some("b".into()), vec![alias("b", 1)], name, "alias"), Ok(DcReply::Created)));
+        assert_eq!(put(&mut list, Some("c".into()), vec![alias("d", 1)], name, "alias").unwrap_err().status, 400);
+        assert_eq!(put(&mut list, Some("c".into()), vec![], name, "alias").unwrap_err().status, 400);
+        assert_eq!(delete(&mut list, Some("zz".into()), name, "alias").unwrap_err().status, 404);
+        assert!(matches!(delete(&mut list, Some("a".into()), name, "alias"), Ok(DcReply::Deleted)));
+        assert_eq!(list.len(), 1);
+        assert!(matches!(put(&mut list, None, vec![], name, "alias"), Ok(DcReply::Changed)));
+        assert!(list.is_empty());
+    }
 }
