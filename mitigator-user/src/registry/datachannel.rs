@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use super::{now_unix, Owner_};
 use crate::{
     compiler::acl::{self as acl_compiler, AceRefusal, ClientAcls, Scope},
-    dataplane::{AclEntry, AclError},
+    dataplane::AclEntry,
     dots::ClientCtx,
 };
 
@@ -210,7 +210,7 @@ impl Owner_ {
             Some(c) => self.store.put_dc_client(c),
             None => self.store.remove_dc_client(cuid),
         };
-        let applied = stored.and_then(|_| self.apply());
+        let applied = stored.and_then(|_| self.apply_with(true));
         if let Err(e) = applied {
             set(self, &old);
             let restore = match &old {
@@ -219,10 +219,6 @@ impl Owner_ {
             };
             if let Err(e2) = restore.and_then(|_| self.apply()) {
                 warn!(error = %format!("{e2:#}"), "cannot restore the data-channel state after a failure");
-            }
-            if let Some(ae) = e.chain().find_map(|c| c.downcast_ref::<AclError>()) {
-                // Should have been caught by dc_check; still a client error.
-                return Err(ace_refusal(&acl_compiler::refusal_of(ae, &self.dc_origins())));
             }
             warn!(cuid, error = %format!("{e:#}"), "data-channel change failed");
             return Err(RestconfError::new(500, ErrorTag::OperationFailed, format!("internal error: {e:#}; nothing was changed")));
@@ -247,12 +243,6 @@ impl Owner_ {
 
     fn client_acls<'a>(&self, c: &'a DcClient, _scope: Scope) -> ClientAcls<'a> {
         ClientAcls { cuid: &c.cuid, domain: &c.allowed, acls: &c.acls, mitigating: self.dots.mitigations.is_mitigating(&c.cuid) }
-    }
-
-    fn dc_origins(&self) -> Vec<acl_compiler::Origin> {
-        let clients = self.dc_clients_ordered();
-        let inputs: Vec<ClientAcls> = clients.iter().map(|c| self.client_acls(c, Scope::InForce)).collect();
-        acl_compiler::compile(&inputs, Scope::InForce).map(|(_, o)| o).unwrap_or_default()
     }
 
     /// The entries in force now, for `apply`.

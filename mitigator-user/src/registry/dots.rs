@@ -105,6 +105,8 @@ impl Owner_ {
                 req.target.target_port_range.len()
             )));
         }
+        // A signal-channel request is a sign of life for the data channel too (RFC 8783 3.5).
+        self.dc_touch(&client.cuid);
         let now = now_ms();
         let snapshot = self.dots.clone();
         let outcome = self.dots.put_mitigation(&client, req, prefixes, if_match, now)?;

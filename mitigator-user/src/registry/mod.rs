@@ -412,11 +412,40 @@ impl Owner_ {
 
     /// Applies the whole desired state to the data plane (one atomic swap).
     fn apply(&mut self) -> anyhow::Result<()> {
+        self.apply_with(false)
+    }
+
+    /// `apply`, where `strict_acl` makes a refused ACL set an error (a
+    /// data-channel change is then refused and rolled back) instead of a
+    /// rule set applied without ACLs (everything else).
+    fn apply_with(&mut self, strict_acl: bool) -> anyhow::Result<()> {
         let protections: Vec<Protection> = self.protections.values().cloned().collect();
         let mut rules = compiler::compile(&protections, &self.accept, &self.drop);
-        rules.acl = self.dc_entries()?;
+        // Data-channel requests are checked before they are stored, so this
+        // only fails for a stored set that no longer fits (the domains in
+        // the config changed): protections must not wait on ACLs, so the
+        // rule set goes in without them, loudly.
+        rules.acl = match self.dc_entries() {
+            Ok(entries) => entries,
+            Err(e) if strict_acl => return Err(e),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "data-channel ACLs cannot be compiled; applying the rule set without them");
+                Vec::new()
+            }
+        };
         let (base, active) = self.dc_leaving(&rules.acl);
-        self.dp().apply(&rules)?;
+        if let Err(e) = self.dp().apply(&rules) {
+            let acl_refused = e.chain().any(|c| c.downcast_ref::<crate::dataplane::AclError>().is_some());
+            if strict_acl || !acl_refused || rules.acl.is_empty() {
+                return Err(e);
+            }
+            warn!(error = %format!("{e:#}"), "the data plane refuses the data-channel ACLs; applying the rule set without them");
+            rules.acl.clear();
+            let (base, active) = self.dc_leaving(&rules.acl);
+            self.dp().apply(&rules)?;
+            self.dc_applied(base, active);
+            return Ok(());
+        }
         self.dc_applied(base, active);
         Ok(())
     }
