@@ -649,8 +649,13 @@ fn encode(e: &AclEntry, slot: u32) -> AclRule {
             }
             IpNet::V6(n) => (n.addr().octets(), n.prefix_len()),
         };
-        // Prefix lengths are ≤ 128: bit 7 of the length byte marks IPv6.
-        let len = len | if p.addr().is_ipv6() { 0x80 } else { 0 };
+        // Bit 7 of the length byte marks IPv6 (0x80 | 0..=127); /128, which
+        // would collide with /0, is 0xff. IPv4 lengths are ≤ 32.
+        let len = match (p.addr().is_ipv6(), len) {
+            (true, 128) => 0xff,
+            (true, l) => l | 0x80,
+            (false, l) => l,
+        };
         if dst {
             (r.dst, r.dst_len) = (addr, len);
             s |= sp::DST;
@@ -704,7 +709,9 @@ fn encode(e: &AclEntry, slot: u32) -> AclRule {
 }
 
 fn decode_net(addr: [u8; 16], len: u8) -> Option<IpNet> {
-    if len & 0x80 != 0 {
+    if len == 0xff {
+        Ipv6Net::new(Ipv6Addr::from(addr), 128).ok().map(IpNet::V6)
+    } else if len & 0x80 != 0 {
         Ipv6Net::new(Ipv6Addr::from(addr), len & 0x7f).ok().map(IpNet::V6)
     } else {
         Ipv4Net::new(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]), len).ok().map(IpNet::V4)
