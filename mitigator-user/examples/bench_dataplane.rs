@@ -103,7 +103,7 @@ fn rule_sets() -> BTreeMap<&'static str, RuleSet> {
     m.insert("empty-no-iface-entry", RuleSet::default());
     m.insert("one-target", RuleSet { targets: vec![scope_target(2)], ..Default::default() });
     m.insert("targets", RuleSet { targets: targets.clone(), ..Default::default() });
-    m.insert("targets+drop-list", RuleSet { targets, accept: vec![], drop: vec![net("192.0.2.66/32")] });
+    m.insert("targets+drop-list", RuleSet { targets, drop: vec![net("192.0.2.66/32")], ..Default::default() });
     m
 }
 

@@ -3,6 +3,8 @@
 //! data plane's rule set. Pure: no maps touched here; the data plane applies
 //! the result as one atomic generation swap.
 
+pub mod acl;
+
 use mitigator_common::{policy_flags as pf, Policy, PortRange as MapPortRange};
 
 use crate::{

@@ -31,6 +31,8 @@ pub struct Config {
     pub escalation: EscalationConfig,
     /// Client-domain DOTS gateway (`[gateway]`).
     pub gateway: GatewayConfig,
+    /// The DOTS data-channel server (RFC 8783: RESTCONF over HTTPS).
+    pub data_channel: DataChannelConfig,
 }
 
 /// One upstream DOTS server and its provisioning domain (RFC 9284 5.1:
@@ -149,6 +151,46 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig { enabled: false, relay_prefixes: Vec::new(), others: GatewayOthers::Local, poll_interval_ms: 2000 }
+    }
+}
+
+/// `[data_channel]`: the RESTCONF server for aliases and filtering rules.
+/// It uses the signal channel's certificates and client domains
+/// (`signal.ca`/`cert`/`key`, `[[signal.clients]]`): the same identities,
+/// over mutual X.509 (PSK does not exist for HTTPS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataChannelConfig {
+    pub enabled: bool,
+    /// HTTPS listen addresses. RESTCONF usually runs on 443; the default
+    /// is 4443 so as not to take a web server's port on the host.
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Minutes aliases and ACLs are kept after the client was last seen on
+    /// either channel (RFC 8783 6.1, 7.2: at least 10080, one week).
+    pub lifetime_minutes: u32,
+    /// Largest request body, bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Aliases and ACLs per request, ACEs per ACL.
+    pub max_aliases: usize,
+    pub max_acls: usize,
+    pub max_aces_per_acl: usize,
+    /// 7.2: a destination is "mandatory in requests with an
+    /// 'activation-type' set to 'immediate'".
+    pub require_destination_for_immediate: bool,
+}
+
+impl Default for DataChannelConfig {
+    fn default() -> Self {
+        DataChannelConfig {
+            enabled: true,
+            listen: vec!["[::]:4443".parse().expect("literal")],
+            lifetime_minutes: 10_080,
+            max_body_bytes: 1 << 20,
+            max_aliases: 64,
+            max_acls: 64,
+            max_aces_per_acl: 4096,
+            require_destination_for_immediate: true,
+        }
     }
 }
 
@@ -426,6 +468,12 @@ impl Config {
             if r.min == 0 || r.min > r.default || r.default > r.max {
                 return Err(format!("signal.{name} = {{ min = {}, max = {}, default = {} }}: need 1 <= min <= default <= max", r.min, r.max, r.default));
             }
+        }
+        if self.data_channel.lifetime_minutes < 10_080 {
+            return Err(format!(
+                "data_channel.lifetime_minutes = {}: RFC 8783 (6.1, 7.2) asks for at least 10080 (one week)",
+                self.data_channel.lifetime_minutes
+            ));
         }
         for (i, c) in self.signal.clients.iter().enumerate() {
             for id in &c.identities {

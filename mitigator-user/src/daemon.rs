@@ -61,6 +61,10 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
         ),
         false => None,
     };
+    let _data_channel = match cfg.data_channel.enabled {
+        true => Some(crate::datachannel::start(&cfg, registry.clone()).await.context("DOTS data channel ([data_channel])")?),
+        false => None,
+    };
 
     let (stop, _) = watch::channel(false);
     let server = tokio::spawn({

@@ -14,6 +14,7 @@ pub mod client_dots;
 pub mod compiler;
 pub mod config;
 pub mod daemon;
+pub mod datachannel;
 pub mod dataplane;
 pub mod dots;
 pub mod escalation;

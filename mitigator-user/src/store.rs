@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     dots::{ConfigTable, Mitigation},
-    registry::{ListKind, Protection},
+    registry::{DcClient, ListKind, Protection},
 };
 
 /// Protection id → JSON of [`Protection`].
@@ -24,6 +24,9 @@ const DOTS_MITIGATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("dot
 /// Name → JSON blob (the DOTS session configurations, …).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOTS_CONFIGS: &str = "dots-configs";
+/// cuid → JSON of a data-channel [`DcClient`] (RFC 8783: registration,
+/// aliases, ACLs, last contact).
+const DC_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("dc-clients");
 
 pub struct Store {
     db: Database,
@@ -42,6 +45,7 @@ impl Store {
         tx.open_table(LISTS)?;
         tx.open_table(DOTS_MITIGATIONS)?;
         tx.open_table(META)?;
+        tx.open_table(DC_CLIENTS)?;
         tx.commit()?;
         Ok(Store { db })
     }
@@ -131,6 +135,35 @@ impl Store {
         let bytes = serde_json::to_vec(configs)?;
         let tx = self.db.begin_write()?;
         tx.open_table(META)?.insert(DOTS_CONFIGS, bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn dc_clients(&self) -> anyhow::Result<Vec<DcClient>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DC_CLIENTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, bytes) = row?;
+            out.push(decode(bytes.value()).with_context(|| format!("stored data-channel client {}", key.value()))?);
+        }
+        Ok(out)
+    }
+
+    /// Durably inserts or replaces a data-channel client with everything it holds.
+    pub fn put_dc_client(&self, c: &DcClient) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(c)?;
+        let tx = self.db.begin_write()?;
+        tx.open_table(DC_CLIENTS)?.insert(c.cuid.as_str(), bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove_dc_client(&self, cuid: &str) -> anyhow::Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DC_CLIENTS)?.remove(cuid)?;
         tx.commit()?;
         Ok(())
     }

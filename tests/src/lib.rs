@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod escalation;
+pub mod datachannel;
 pub mod netlab;
 pub mod signal;
 pub mod traffic;

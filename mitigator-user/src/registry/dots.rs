@@ -105,6 +105,8 @@ impl Owner_ {
                 req.target.target_port_range.len()
             )));
         }
+        // A signal-channel request is a sign of life for the data channel too (RFC 8783 3.5).
+        self.dc_touch(&client.cuid);
         let now = now_ms();
         let snapshot = self.dots.clone();
         let outcome = self.dots.put_mitigation(&client, req, prefixes, if_match, now)?;
@@ -159,6 +161,9 @@ impl Owner_ {
 
     pub(super) fn dots_session(&mut self, cuid: &str, up: bool) {
         let now = now_ms();
+        if up {
+            self.dc_touch(cuid); // a signal-channel session keeps data-channel entries alive (RFC 8783 3.5)
+        }
         let events = if up { self.dots.session_resumed(cuid, now) } else { self.dots.session_lost(cuid, now) };
         if !up {
             info!(cuid, "DOTS signal channel session lost");

@@ -7,7 +7,10 @@
 //! data plane as one atomic swap, and only then answer. It also samples the
 //! data plane's counters on a tick (for rates) and expires lifetimes.
 
+mod datachannel;
 mod dots;
+
+pub use datachannel::{Content, DcClient, DcOp, DcReply};
 
 pub use dots::{DotsNotice, DotsPutReply};
 
@@ -120,6 +123,10 @@ enum Command {
     DotsSetStatus { cuid: String, mid: u32, status: dots_proto::signal::Status, reply: oneshot::Sender<Result<(), Refusal>> },
     /// The escalation controller's latest state, shown by `status`.
     SetEscalation(crate::escalation::EscalationReport),
+    /// A data-channel operation of an authenticated client (RFC 8783).
+    DataChannel { client: ClientCtx, op: DcOp, reply: oneshot::Sender<Result<DcReply, dots_proto::data::RestconfError>> },
+    /// Aliases of a client named in a signal-channel request.
+    ResolveAliases { cuid: String, names: Vec<String>, reply: oneshot::Sender<Result<Vec<dots_proto::data::Alias>, String>> },
     /// Stop the owner; with `uninstall`, detach the data plane and remove
     /// its pins (otherwise it keeps enforcing without the daemon).
     Shutdown { uninstall: bool, reply: Reply<()> },
@@ -253,6 +260,23 @@ impl Registry {
         rx.await.unwrap_or_default()
     }
 
+    /// A data-channel operation; answered once stored and enforced.
+    pub async fn data_channel(&self, client: ClientCtx, op: DcOp) -> Result<DcReply, dots_proto::data::RestconfError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || dots_proto::data::RestconfError::new(503, dots_proto::data::ErrorTag::OperationFailed, "the registry has stopped");
+        self.tx.send(Command::DataChannel { client, op, reply }).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// The client's aliases of these names; Err(name) for the first one the
+    /// client did not create.
+    pub async fn resolve_aliases(&self, cuid: &str, names: Vec<String>) -> Result<Vec<dots_proto::data::Alias>, String> {
+        let (reply, rx) = oneshot::channel();
+        let first = names.first().cloned().unwrap_or_default();
+        let _ = self.tx.send(Command::ResolveAliases { cuid: cuid.to_string(), names, reply });
+        rx.await.unwrap_or(Err(first))
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RegistryError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -296,6 +320,7 @@ struct Owner_ {
     dots: DotsState,
     notices: dots::Notices,
     escalation: Option<crate::escalation::EscalationReport>,
+    dc: datachannel::DcState,
 }
 
 fn now_unix() -> u64 {
@@ -309,6 +334,7 @@ impl Owner_ {
         let (accept, drop) = (store.list(ListKind::Accept)?, store.list(ListKind::Drop)?);
         dataplane.set_reflection_ports(&cfg.dataplane.reflection_ports)?;
         let dots = dots::restore(&cfg, &store)?;
+        let dc = datachannel::restore(&store, &cfg)?;
         let mut owner = Owner_ {
             cfg,
             store,
@@ -320,6 +346,7 @@ impl Owner_ {
             dots,
             notices,
             escalation: None,
+            dc,
         };
         owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
@@ -404,15 +431,55 @@ impl Owner_ {
                 let _ = reply.send(self.dots_set_status(&cuid, mid, status));
             }
             Command::SetEscalation(report) => self.escalation = Some(report),
+            Command::DataChannel { client, op, reply } => {
+                let _ = reply.send(self.dc_op(&client, op));
+            }
+            Command::ResolveAliases { cuid, names, reply } => {
+                self.dc_touch(&cuid);
+                let _ = reply.send(self.dc_resolve_aliases(&cuid, &names));
+            }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
 
     /// Applies the whole desired state to the data plane (one atomic swap).
     fn apply(&mut self) -> anyhow::Result<()> {
+        self.apply_with(false)
+    }
+
+    /// `apply`, where `strict_acl` makes a refused ACL set an error (a
+    /// data-channel change is then refused and rolled back) instead of a
+    /// rule set applied without ACLs (everything else).
+    fn apply_with(&mut self, strict_acl: bool) -> anyhow::Result<()> {
         let protections: Vec<Protection> = self.protections.values().cloned().collect();
-        let rules = compiler::compile(&protections, &self.accept, &self.drop);
-        self.dp().apply(&rules)
+        let mut rules = compiler::compile(&protections, &self.accept, &self.drop);
+        // Data-channel requests are checked before they are stored, so this
+        // only fails for a stored set that no longer fits (the domains in
+        // the config changed): protections must not wait on ACLs, so the
+        // rule set goes in without them, loudly.
+        rules.acl = match self.dc_entries() {
+            Ok(entries) => entries,
+            Err(e) if strict_acl => return Err(e),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "data-channel ACLs cannot be compiled; applying the rule set without them");
+                Vec::new()
+            }
+        };
+        let (base, active) = self.dc_leaving(&rules.acl);
+        if let Err(e) = self.dp().apply(&rules) {
+            let acl_refused = e.chain().any(|c| c.downcast_ref::<crate::dataplane::AclError>().is_some());
+            if strict_acl || !acl_refused || rules.acl.is_empty() {
+                return Err(e);
+            }
+            warn!(error = %format!("{e:#}"), "the data plane refuses the data-channel ACLs; applying the rule set without them");
+            rules.acl.clear();
+            let (base, active) = self.dc_leaving(&rules.acl);
+            self.dp().apply(&rules)?;
+            self.dc_applied(base, active);
+            return Ok(());
+        }
+        self.dc_applied(base, active);
+        Ok(())
     }
 
     fn resolve_countermeasures(&self, spec: &ProtectionSpec) -> Result<Vec<Countermeasure>, RegistryError> {
@@ -509,6 +576,7 @@ impl Owner_ {
     }
 
     fn expire(&mut self) {
+        self.dc_expire();
         let now = now_unix();
         let expired: Vec<u32> = self
             .protections

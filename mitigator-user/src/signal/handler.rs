@@ -7,8 +7,12 @@
 //! tokio) within `signal.resolve_timeout_ms`, each address becoming a host
 //! route. A name that does not resolve in time is refused with 4.00 naming
 //! it: mitigating "nothing" while answering 2.01 would mislead the client.
-//! 'alias-name' never gets here (route.rs refuses it: aliases live in the
-//! data channel).
+//! 'alias-name' is looked up among the client's own data-channel aliases
+//! (RFC 9132 4.4.1.3: "If the aliases were not created by the DOTS client,
+//! the DOTS server MUST return 4.00"); their prefixes, FQDNs and URIs are
+//! resolved like the request's own, and their ports and protocols are
+//! appended to the request's ("the DOTS server appends the parameter
+//! values associated with the 'alias-name'", 4.4.1.3).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -37,11 +41,15 @@ impl Handler {
         let cuid = client.cuid.as_str();
         let r = &self.registry;
         match op {
-            Op::MitigatePut { req, if_match } => {
-                let prefixes = match resolve_targets(&req.target, self.resolve_timeout).await {
+            Op::MitigatePut { mut req, if_match } => {
+                let mut prefixes = match resolve_targets(&req.target, self.resolve_timeout).await {
                     Ok(p) => p,
                     Err(reply) => return Answer::Reply(reply),
                 };
+                match self.resolve_aliases(cuid, &mut req.target).await {
+                    Ok(more) => prefixes.extend(more),
+                    Err(reply) => return Answer::Reply(reply),
+                }
                 debug!(cuid, mid = req.mid, ?prefixes, "mitigation PUT");
                 if let Some(gw) = &self.gateway {
                     let mut all: Vec<IpNet> = req.target.target_prefix.iter().map(crate::dots::scope::to_ipnet).collect();
@@ -99,6 +107,43 @@ impl Handler {
             // Answered by the session; never routed here.
             Op::Heartbeat { .. } => Answer::Reply(Reply::empty(Code::CHANGED)),
         }
+    }
+}
+
+impl Handler {
+    /// The prefixes of the request's aliases; their ports and protocols
+    /// are appended to `target`'s.
+    async fn resolve_aliases(&self, cuid: &str, target: &mut Target) -> Result<Vec<IpNet>, Reply> {
+        if target.alias_name.is_empty() {
+            return Ok(Vec::new());
+        }
+        let aliases = self.registry.resolve_aliases(cuid, target.alias_name.clone()).await.map_err(|name| {
+            Reply::error(Code::BAD_REQUEST, format!("alias-name '{name}': this client created no such alias on the data channel (4.4.1.3)"))
+        })?;
+        let mut out = Vec::new();
+        for a in &aliases {
+            let t = Target {
+                target_prefix: a.target_prefix.iter().filter_map(|p| dots_proto::signal::IpPrefix::new(p.addr, p.len)).collect(),
+                target_fqdn: a.target_fqdn.clone(),
+                target_uri: a.target_uri.clone(),
+                ..Target::default()
+            };
+            out.extend(t.target_prefix.iter().map(crate::dots::scope::to_ipnet));
+            out.extend(resolve_targets(&t, self.resolve_timeout).await?);
+            for r in &a.target_port_range {
+                let r = dots_proto::signal::PortRange { lower_port: r.lower_port, upper_port: r.upper_port };
+                if !target.target_port_range.contains(&r) {
+                    target.target_port_range.push(r);
+                }
+            }
+            for p in &a.target_protocol {
+                if !target.target_protocol.contains(p) {
+                    target.target_protocol.push(*p);
+                }
+            }
+        }
+        debug!(cuid, aliases = ?target.alias_name, prefixes = ?out, "aliases resolved");
+        Ok(out)
     }
 }
 

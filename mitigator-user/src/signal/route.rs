@@ -148,12 +148,8 @@ fn mitigate(msg: &Message, body: &[u8], p: MitigatePath, policy: &RoutePolicy) -
         Code::PUT => {
             let scope = MitigationScope::from_cbor(cbor_body(msg, body)?).map_err(Reply::from)?.value;
             let req = validate_mitigation_put(&p, &scope, &policy.mitigation).map_err(Reply::from)?;
-            if !req.target.alias_name.is_empty() {
-                return Err(Reply::error(
-                    Code::BAD_REQUEST,
-                    "'alias-name' targets need the DOTS data channel, which this server does not serve yet; send 'target-prefix'",
-                ));
-            }
+            // 'alias-name' is resolved by the handler, through the registry
+            // (the client's own data-channel aliases, 4.4.1.3).
             // "If-Match Option with an empty value" marks an efficacy update (4.4.3).
             let if_match = msg.if_match().any(|v| v.is_empty());
             Ok(Op::MitigatePut { req, if_match })

@@ -96,7 +96,7 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
-fn security_config(cfg: &Config) -> anyhow::Result<SecurityConfig> {
+pub(crate) fn security_config(cfg: &Config) -> anyhow::Result<SecurityConfig> {
     let p = pki_paths(cfg)?;
     let read = |path: &PathBuf, what: &str| std::fs::read(path).with_context(|| format!("signal.{what}: cannot read {}", path.display()));
     Ok(SecurityConfig {

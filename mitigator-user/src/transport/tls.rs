@@ -33,11 +33,19 @@ pub struct TlsOptions {
     pub max_handshakes: usize,
     /// Established connections queued for `accept()`.
     pub accept_queue: usize,
+    /// ALPN protocols offered: "coap" for the signal channel (RFC 8323
+    /// 4.3), "http/1.1" for the data channel's HTTPS.
+    pub alpn: Vec<Vec<u8>>,
 }
 
 impl Default for TlsOptions {
     fn default() -> Self {
-        TlsOptions { handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT, max_handshakes: 256, accept_queue: 128 }
+        TlsOptions {
+            handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: 256,
+            accept_queue: 128,
+            alpn: vec![b"coap".to_vec()],
+        }
     }
 }
 
@@ -52,7 +60,7 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub async fn bind(addr: SocketAddr, cfg: &SecurityConfig, opts: TlsOptions) -> Result<Self> {
-        let acceptor = TlsAcceptor::from(Arc::new(server_config(cfg)?));
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(cfg, &opts.alpn)?));
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (tx, accept_rx) = mpsc::channel(opts.accept_queue.max(1));
@@ -77,7 +85,7 @@ impl Drop for TlsServer {
     }
 }
 
-fn server_config(cfg: &SecurityConfig) -> Result<rustls::ServerConfig> {
+fn server_config(cfg: &SecurityConfig, alpn: &[Vec<u8>]) -> Result<rustls::ServerConfig> {
     cfg.validate()?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(ca_roots(cfg)?), provider.clone())
@@ -92,9 +100,9 @@ fn server_config(cfg: &SecurityConfig) -> Result<rustls::ServerConfig> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
-    // RFC 8323 section 4.3: ALPN "coap" for CoAP over TLS (clients that offer none
-    // still connect).
-    config.alpn_protocols = vec![b"coap".to_vec()];
+    // RFC 8323 section 4.3: ALPN "coap" for CoAP over TLS; "http/1.1" for HTTPS
+    // (clients that offer none still connect).
+    config.alpn_protocols = alpn.to_vec();
     Ok(config)
 }
 

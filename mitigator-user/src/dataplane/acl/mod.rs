@@ -193,3 +193,11 @@ pub struct AclError {
 fn err(entry: usize, field: &'static str, reason: impl Into<String>) -> AclError {
     AclError { entry: Some(entry), field, reason: reason.into() }
 }
+
+/// Whether the program can express `entries` (the checks of `compile`,
+/// without maps): the data channel refuses an ACE before storing it, even
+/// when its ACL is not in force yet (activate-when-mitigating, deactivate).
+pub fn check(entries: &[AclEntry]) -> Result<(), AclError> {
+    let slots: Vec<u32> = (0..entries.len() as u32).collect();
+    compile::compile(entries, &slots).map(|_| ())
+}
