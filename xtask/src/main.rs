@@ -36,7 +36,7 @@ enum Task {
     /// Set up, build, and run the whole test suite (as root).
     Test {
         /// Extra arguments for `cargo test` (a test name filter, say).
-        #[arg(trailing_var_arg = true)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Run every fuzz target for a while.
@@ -112,9 +112,46 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     setup::setup()?;
     build()?;
     step("cargo test (every default member: all but the eBPF crate, which the build script builds)");
-    run(cargo().args(["test", "--no-fail-fast"]).args(args))?;
+    let totals = run_counting(cargo().args(["test", "--no-fail-fast"]).args(args))?;
     step("fuzz smoke run (every target, 10 s each)");
-    fuzz(10)
+    fuzz(10)?;
+    // The closing line CI reads: every test of every crate, summed.
+    println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
+    Ok(())
+}
+
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Runs `cargo test`, echoing its output, and sums its `test result:`
+/// lines; fails if the command failed.
+fn run_counting(cmd: &mut Command) -> anyhow::Result<Totals> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().context("cannot run cargo test")?;
+    let mut totals = Totals::default();
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word).and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok()))
+                    .unwrap_or(0)
+            };
+            totals.passed += num("passed");
+            totals.failed += num("failed");
+            totals.ignored += num("ignored");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo test failed ({status}): {} passed, {} failed", totals.passed, totals.failed);
+    }
+    Ok(totals)
 }
 
 fn fuzz(seconds: u64) -> anyhow::Result<()> {
