@@ -18,7 +18,8 @@
 //!     back (a new mid and a new /128 target each); prints per request
 //!         req <client> <finished ms since start> <latency µs> <ok 0|1>
 //! bench_control sessions --server IP:PORT --identity-prefix P --count N --key KEY --concurrency C
-//!     opens N DTLS sessions (identities P0 … P<N-1>), prints
+//!     opens N DTLS 1.2 PSK sessions with OpenSSL directly (identities P0 … P<N-1>;
+//!     see the sessions section below for why not DotsClient), prints
 //!         ready <opened> <failed> <seconds>
 //!     then keeps them idle until stdin closes, and closes them.
 //! ```
@@ -43,7 +44,9 @@ use std::{
 use anyhow::{bail, Context, Result};
 use dots_proto::signal::IpPrefix;
 use mitigator::client_dots::{ClientConfig, DotsClient, MitigationSpec, ServerAddr, StateFile, TransportChoice};
-use mitigator::transport::{dtls_client, ClientCredential, ClientLink, ClientSecurity};
+use mitigator::transport::{ClientCredential, ClientSecurity};
+use openssl::ex_data::Index;
+use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslMethod, SslMode, SslStream, SslVersion};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -308,20 +311,87 @@ async fn throughput(f: &Flags<'_>) -> Result<()> {
 }
 
 // ------------------------------------------------------------ sessions
+//
+// Thousands of sessions are opened with OpenSSL directly rather than with
+// `transport::dtls_client::connect`: that one builds an `SslConnector` per
+// connection, which loads the system CA bundle each time (about 1.3 MB and
+// tens of ms of CPU per connection on this machine, measured while writing
+// this bench) — fine for a DOTS client's one session, not for 10,000 from
+// one process. Here one context serves every session, PSK only, and idle
+// sessions release their record buffers (SSL_MODE_RELEASE_BUFFERS), so the
+// client's own memory stays small. The server sees ordinary DTLS 1.2 clients.
 
-async fn open_one(server: SocketAddr, identity: String, key: String) -> Result<ClientLink> {
-    let sec = psk(&identity, &key);
-    let opts = dtls_client::DtlsClientOptions::default();
+/// A connected UDP socket as OpenSSL's datagram I/O.
+#[derive(Debug)]
+struct Udp(UdpSocket);
+
+impl Read for Udp {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.recv(buf)
+    }
+}
+
+impl std::io::Write for Udp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+type Session = SslStream<Udp>;
+
+/// The same PSK suites our client and server offer.
+const PSK_SUITES: &str = "ECDHE-PSK-CHACHA20-POLY1305:PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:PSK-AES256-GCM-SHA384";
+
+fn identity_index() -> Index<Ssl, String> {
+    static INDEX: std::sync::OnceLock<Index<Ssl, String>> = std::sync::OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+/// One DTLS 1.2 PSK client context for all sessions; each session's
+/// identity travels in its Ssl's ex_data.
+fn psk_context(key: &[u8]) -> Result<SslContext> {
+    let mut b = SslContextBuilder::new(SslMethod::dtls())?;
+    b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
+    b.set_cipher_list(PSK_SUITES)?;
+    b.set_mode(SslMode::RELEASE_BUFFERS);
+    let key = key.to_vec();
+    b.set_psk_client_callback(move |ssl, _hint, id_out, key_out| {
+        let id = ssl.ex_data(identity_index()).cloned().unwrap_or_default();
+        if id.len() >= id_out.len() || key.len() > key_out.len() {
+            return Err(openssl::error::ErrorStack::get());
+        }
+        id_out[..id.len()].copy_from_slice(id.as_bytes());
+        id_out[id.len()] = 0;
+        key_out[..key.len()].copy_from_slice(&key);
+        Ok(key.len())
+    });
+    Ok(b.build())
+}
+
+fn handshake(ctx: &SslContext, server: SocketAddr, identity: &str) -> Result<Session> {
+    let sock = UdpSocket::bind(if server.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" })?;
+    sock.connect(server)?;
+    // No retransmission through this BIO: a lost flight times out and the
+    // caller retries with a new socket.
+    sock.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut ssl = Ssl::new(ctx)?;
+    ssl.set_ex_data(identity_index(), identity.to_string());
+    ssl.set_mtu(1232)?;
+    ssl.connect(Udp(sock)).map_err(|e| anyhow::anyhow!("DTLS handshake: {e}"))
+}
+
+fn open_one(ctx: &SslContext, server: SocketAddr, identity: &str) -> Result<Session> {
     let mut last = None;
-    // A handshake can time out while thousands of others queue at the
-    // server; retry a couple of times before counting it as failed.
     for _ in 0..3 {
-        match dtls_client::connect(server, &server.ip().to_string(), &sec, &opts).await {
-            Ok(l) => return Ok(l),
+        match handshake(ctx, server, identity) {
+            Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
     }
-    Err(anyhow::anyhow!("{identity}: {}", last.map(|e| e.to_string()).unwrap_or_default()))
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")).context(identity.to_string()))
 }
 
 /// Raises the open-file limit to the hard limit: one UDP socket per session.
@@ -340,45 +410,51 @@ async fn sessions(f: &Flags<'_>) -> Result<()> {
     raise_nofile();
     let server: SocketAddr = f.get("--server")?.parse()?;
     let (count, conc): (usize, usize) = (f.num("--count")?, f.num("--concurrency")?);
-    let (prefix, key) = (f.get("--identity-prefix")?.to_string(), f.get("--key")?.to_string());
+    let prefix = f.get("--identity-prefix")?.to_string();
+    let ctx = psk_context(f.get("--key")?.as_bytes())?;
     let start = Instant::now();
-    let mut links = Vec::with_capacity(count);
-    let (mut failed, mut next) = (0usize, 0usize);
-    let mut inflight = tokio::task::JoinSet::new();
-    // At most `conc` handshakes at a time, as a fleet of clients reconnecting
-    // would stagger them; the server bounds concurrent handshakes too.
-    while next < count || !inflight.is_empty() {
-        while next < count && inflight.len() < conc {
-            inflight.spawn(open_one(server, format!("{prefix}{next}"), key.clone()));
-            next += 1;
-        }
-        match inflight.join_next().await {
-            Some(Ok(Ok(l))) => links.push(l),
-            Some(Ok(Err(e))) => {
-                failed += 1;
-                if failed <= 5 {
-                    eprintln!("bench_control: session failed: {e:#}");
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let open = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // `conc` threads, one blocking handshake each at a time: as many
+    // handshakes in flight as a fleet reconnecting in a burst would cause,
+    // within the server's bound on concurrent handshakes.
+    let workers: Vec<_> = (0..conc)
+        .map(|_| {
+            let (ctx, next, open, failed, prefix) = (ctx.clone(), next.clone(), open.clone(), failed.clone(), prefix.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
                 }
-            }
-            Some(Err(e)) => bail!("session task: {e}"),
-            None => {}
-        }
-        let done = links.len() + failed;
-        if done % 1000 == 0 && done > 0 {
-            eprintln!("bench_control: {} sessions open, {failed} failed, {:.1} s", links.len(), start.elapsed().as_secs_f64());
-        }
+                match open_one(&ctx, server, &format!("{prefix}{i}")) {
+                    Ok(s) => open.lock().unwrap().push(s),
+                    Err(e) => {
+                        if failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("bench_control: session failed: {e:#}");
+                        }
+                    }
+                }
+                if (i + 1) % 1000 == 0 {
+                    eprintln!("bench_control: {} sessions attempted, {:.1} s", i + 1, start.elapsed().as_secs_f64());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
     }
-    println!("ready\t{}\t{failed}\t{:.1}", links.len(), start.elapsed().as_secs_f64());
+    let mut open = std::mem::take(&mut *open.lock().unwrap());
+    println!("ready\t{}\t{}\t{:.1}", open.len(), failed.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
     // Idle until told to stop (stdin closed by xtask after measuring).
     tokio::task::spawn_blocking(|| {
         let mut sink = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut sink);
     })
     .await?;
-    // Close them all (close_notify), so that the server frees their slots.
-    let closing: Vec<_> = links.into_iter().map(|l| tokio::spawn(l.close())).collect();
-    for c in closing {
-        let _ = c.await;
+    // close_notify on each, so that the server frees their slots.
+    for s in &mut open {
+        let _ = s.shutdown();
     }
     Ok(())
 }
