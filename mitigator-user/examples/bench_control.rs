@@ -20,7 +20,7 @@
 //! bench_control sessions --server IP:PORT --identity-prefix P --count N --key KEY --concurrency C
 //!     opens N DTLS 1.2 PSK sessions with OpenSSL directly (identities P0 … P<N-1>;
 //!     see the sessions section below for why not DotsClient), prints
-//!         ready <opened> <failed> <seconds>
+//!         ready <opened> <failed> <seconds> <this process's VmRSS KiB>
 //!     then keeps them idle until stdin closes, and closes them.
 //! ```
 //!
@@ -445,7 +445,13 @@ async fn sessions(f: &Flags<'_>) -> Result<()> {
         let _ = w.join();
     }
     let mut open = std::mem::take(&mut *open.lock().unwrap());
-    println!("ready\t{}\t{}\t{:.1}", open.len(), failed.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
+    // Our own RSS too: OpenSSL client sessions that release idle buffers,
+    // for comparison with the server's per-session cost.
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    println!("ready\t{}\t{}\t{:.1}\t{rss_kib}", open.len(), failed.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
     // Idle until told to stop (stdin closed by xtask after measuring).
     tokio::task::spawn_blocking(|| {
         let mut sink = Vec::new();

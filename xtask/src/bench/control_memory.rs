@@ -27,6 +27,8 @@ pub struct Held {
     pub after: Mem,
     /// After the client closed them all (close_notify).
     pub closed: Mem,
+    /// The client process's own VmRSS with all sessions open (KiB).
+    pub client_rss_kib: u64,
 }
 
 impl Held {
@@ -66,7 +68,8 @@ fn hold(example: &Path, client: &Host, server: &str, n: usize, pid: u32) -> anyh
     cl::finish(child)?;
     std::thread::sleep(Duration::from_secs(2));
     let closed = cl::mem(pid)?;
-    Ok(Held { wanted: n, opened: num(1) as usize, failed: num(2) as usize, open_s: num(3), before, after, closed })
+    let client_rss_kib = num(4) as u64;
+    Ok(Held { wanted: n, opened: num(1) as usize, failed: num(2) as usize, open_s: num(3), before, after, closed, client_rss_kib })
 }
 
 pub fn run(example: &Path, n: usize) -> anyhow::Result<Memory> {
