@@ -317,9 +317,10 @@ async fn throughput(f: &Flags<'_>) -> Result<()> {
 // connection, which loads the system CA bundle each time (about 1.3 MB and
 // tens of ms of CPU per connection on this machine, measured while writing
 // this bench) — fine for a DOTS client's one session, not for 10,000 from
-// one process. Here one context serves every session, PSK only, and idle
-// sessions release their record buffers (SSL_MODE_RELEASE_BUFFERS), so the
-// client's own memory stays small. The server sees ordinary DTLS 1.2 clients.
+// one process. Here one context serves every session, PSK only, with
+// SSL_MODE_RELEASE_BUFFERS set (it did not make idle DTLS sessions small:
+// the `ready` line reports this process's RSS). The server sees ordinary
+// DTLS 1.2 clients.
 
 /// A connected UDP socket as OpenSSL's datagram I/O.
 #[derive(Debug)]

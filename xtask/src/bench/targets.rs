@@ -149,15 +149,18 @@ const REQUEST_TO_DROP_MISSED: &str = "The rules reach the maps only after the re
     requests in one generation flip, compile incrementally (only the changed target), and move the grace \
     period and catch-up write off the request's path (the next change can wait for them instead).";
 
-const SESSIONS_MISSED: &str = "Most of an idle session's cost is OpenSSL's per-connection state: libcoap's \
-    example server, which keeps little more than its CoAP session, needs about two thirds as much per session \
-    with the same OpenSSL (the table). OpenSSL keeps each connection's read and write record buffers (about \
-    17 KB each for DTLS) allocated while the connection is idle unless SSL_MODE_RELEASE_BUFFERS is set, and our \
-    DTLS server does not set it; the client process of this bench sets it and holds the same 10,000 sessions \
-    in far less (the table). The rest is ours, per connection: a tokio task with a 16 KiB receive buffer, \
-    the CoAP session, a registry-notice receiver, and the DTLS demultiplexer's per-peer queue. What would \
-    reach it (not measured here): SSL_MODE_RELEASE_BUFFERS on the server's DTLS context, one receive buffer \
-    per datagram instead of per connection, and the per-peer queue allocated on demand.";
+const SESSIONS_MISSED: &str = "Most of an idle session's cost is OpenSSL's per-connection DTLS state, not \
+    DOTS: libcoap's example server, which keeps little more than its CoAP session, needs about two thirds \
+    of our per-session bytes with the same OpenSSL, and this bench's own client process, which holds the same \
+    sessions with one shared context and SSL_MODE_RELEASE_BUFFERS set, needs about as much as libcoap (the \
+    table): with OpenSSL's DTLS, 10,000 sessions cost about 400 MiB whoever holds them, and the target leaves \
+    about 6 KB per session. Our own share is the difference to libcoap; per connection it holds a tokio task \
+    with a 16 KiB receive buffer, the CoAP session, a registry-notice receiver and the DTLS demultiplexer's \
+    per-peer queue. What would reach it (not measured here): a DTLS implementation whose idle connection \
+    keeps only its keys, sequence numbers and replay window (OpenSSL also keeps, among others, the handshake's \
+    last flight for retransmission), and, for our share, one receive buffer per datagram instead of per \
+    connection and per-peer queues allocated on demand. Memory freed when the sessions close is not returned \
+    to the system (the RSS after closing them).";
 
 pub fn evaluate(pp: Option<&PerPacket>, sc: Option<&Scaling>, fl: Option<&Flood>, cp: Option<&Control>) -> Vec<Target> {
     vec![
