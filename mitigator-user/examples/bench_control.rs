@@ -64,17 +64,29 @@ struct Flags<'a>(&'a [String]);
 
 impl Flags<'_> {
     fn get(&self, name: &str) -> Result<&str> {
-        let i = self.0.iter().position(|a| a == name).with_context(|| format!("missing {name}"))?;
-        self.0.get(i + 1).map(String::as_str).with_context(|| format!("{name} needs a value"))
+        let i = self
+            .0
+            .iter()
+            .position(|a| a == name)
+            .with_context(|| format!("missing {name}"))?;
+        self.0
+            .get(i + 1)
+            .map(String::as_str)
+            .with_context(|| format!("{name} needs a value"))
     }
     fn num<T: std::str::FromStr>(&self, name: &str) -> Result<T> {
-        self.get(name)?.parse().map_err(|_| anyhow::anyhow!("{name}: not a number"))
+        self.get(name)?
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}: not a number"))
     }
 }
 
 fn psk(identity: &str, key: &str) -> ClientSecurity {
     ClientSecurity {
-        credential: ClientCredential::Psk { identity: identity.as_bytes().to_vec(), key: key.as_bytes().to_vec() },
+        credential: ClientCredential::Psk {
+            identity: identity.as_bytes().to_vec(),
+            key: key.as_bytes().to_vec(),
+        },
         ca_pem: None,
     }
 }
@@ -83,19 +95,29 @@ fn psk(identity: &str, key: &str) -> ClientSecurity {
 /// the bench times the mitigation requests alone (an Observe GET would
 /// follow each 2.01 on the same session).
 async fn dots_client(server: &str, identity: &str, key: &str) -> Result<DotsClient> {
-    let mut cfg = ClientConfig::new(server.parse::<ServerAddr>().map_err(anyhow::Error::msg)?, psk(identity, key));
+    let mut cfg = ClientConfig::new(
+        server.parse::<ServerAddr>().map_err(anyhow::Error::msg)?,
+        psk(identity, key),
+    );
     cfg.transport = TransportChoice::Dtls;
-    cfg.state = StateFile::new(std::env::temp_dir().join(format!("mtg-bench-client-{identity}-{}.json", std::process::id())));
+    cfg.state =
+        StateFile::new(std::env::temp_dir().join(format!("mtg-bench-client-{identity}-{}.json", std::process::id())));
     cfg.observe_own = false;
-    DotsClient::connect(cfg).await.with_context(|| format!("DOTS client {identity} connecting to {server}"))
+    DotsClient::connect(cfg)
+        .await
+        .with_context(|| format!("DOTS client {identity} connecting to {server}"))
 }
 
 fn target(prefix: &str, i: u32) -> Result<Ipv6Addr> {
-    format!("{prefix}{i:x}").parse().with_context(|| format!("target address {prefix}{i:x}"))
+    format!("{prefix}{i:x}")
+        .parse()
+        .with_context(|| format!("target address {prefix}{i:x}"))
 }
 
 fn spec_for(addr: Ipv6Addr) -> Result<MitigationSpec> {
-    let p: IpPrefix = format!("{addr}/128").parse().map_err(|e| anyhow::anyhow!("prefix: {e:?}"))?;
+    let p: IpPrefix = format!("{addr}/128")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("prefix: {e:?}"))?;
     Ok(MitigationSpec::prefixes(vec![p]))
 }
 
@@ -202,7 +224,9 @@ async fn wait_dropping(p: &Probes, idx: u32, base: Instant, quiet: Duration) -> 
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
-        let Some((last, i)) = *p.last_rx.lock().unwrap() else { continue };
+        let Some((last, i)) = *p.last_rx.lock().unwrap() else {
+            continue;
+        };
         if i != idx {
             continue;
         }
@@ -218,11 +242,15 @@ async fn wait_dropping(p: &Probes, idx: u32, base: Instant, quiet: Duration) -> 
 }
 
 async fn latency(f: &Flags<'_>) -> Result<()> {
-    let (count, prefix, port): (u32, String, u16) = (f.num("--count")?, f.get("--prefix")?.into(), f.num("--probe-port")?);
+    let (count, prefix, port): (u32, String, u16) =
+        (f.num("--count")?, f.get("--prefix")?.into(), f.num("--probe-port")?);
     let interval = Duration::from_micros(f.num("--probe-us")?);
     let client = dots_client(f.get("--server")?, f.get("--identity")?, f.get("--key")?).await?;
     let tx = socket_in(f.get("--probe-from")?, "[::]:0".parse()?)?;
-    let rx = socket_in(f.get("--probe-to")?, SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port))?;
+    let rx = socket_in(
+        f.get("--probe-to")?,
+        SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
+    )?;
     let (p, base) = (Arc::new(Probes::default()), Instant::now());
     let sender = {
         let (p, prefix) = (p.clone(), prefix.clone());
@@ -236,7 +264,10 @@ async fn latency(f: &Flags<'_>) -> Result<()> {
         p.target.store(i, Ordering::Relaxed);
         wait_clean(&p, i).await?;
         let t0 = base.elapsed();
-        let ack = client.mitigate_as(i, &spec_for(target(&prefix, i)?)?).await.with_context(|| format!("mitigation request {i}"))?;
+        let ack = client
+            .mitigate_as(i, &spec_for(target(&prefix, i)?)?)
+            .await
+            .with_context(|| format!("mitigation request {i}"))?;
         let t_ack = base.elapsed();
         if ack.code != dots_proto::coap::Code::CREATED {
             bail!("request {i}: {:?}, not 2.01", ack.code);
@@ -292,7 +323,12 @@ async fn throughput(f: &Flags<'_>) -> Result<()> {
                 let t = Instant::now();
                 let r = client.mitigate_as(mid, &spec_for(addr)?).await;
                 let ok = matches!(&r, Ok(a) if a.code == dots_proto::coap::Code::CREATED);
-                lines.push(format!("req\t{c}\t{}\t{}\t{}", start.elapsed().as_millis(), t.elapsed().as_micros(), u8::from(ok)));
+                lines.push(format!(
+                    "req\t{c}\t{}\t{}\t{}",
+                    start.elapsed().as_millis(),
+                    t.elapsed().as_micros(),
+                    u8::from(ok)
+                ));
             }
             anyhow::Ok(lines)
         });
@@ -381,7 +417,8 @@ fn handshake(ctx: &SslContext, server: SocketAddr, identity: &str) -> Result<Ses
     let mut ssl = Ssl::new(ctx)?;
     ssl.set_ex_data(identity_index(), identity.to_string());
     ssl.set_mtu(1232)?;
-    ssl.connect(Udp(sock)).map_err(|e| anyhow::anyhow!("DTLS handshake: {e}"))
+    ssl.connect(Udp(sock))
+        .map_err(|e| anyhow::anyhow!("DTLS handshake: {e}"))
 }
 
 fn open_one(ctx: &SslContext, server: SocketAddr, identity: &str) -> Result<Session> {
@@ -392,12 +429,17 @@ fn open_one(ctx: &SslContext, server: SocketAddr, identity: &str) -> Result<Sess
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")).context(identity.to_string()))
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt"))
+        .context(identity.to_string()))
 }
 
 /// Raises the open-file limit to the hard limit: one UDP socket per session.
 fn raise_nofile() {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain getrlimit/setrlimit on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
@@ -422,7 +464,8 @@ async fn sessions(f: &Flags<'_>) -> Result<()> {
     // within the server's bound on concurrent handshakes.
     let workers: Vec<_> = (0..conc)
         .map(|_| {
-            let (ctx, next, open, failed, prefix) = (ctx.clone(), next.clone(), open.clone(), failed.clone(), prefix.clone());
+            let (ctx, next, open, failed, prefix) =
+                (ctx.clone(), next.clone(), open.clone(), failed.clone(), prefix.clone());
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
@@ -437,7 +480,11 @@ async fn sessions(f: &Flags<'_>) -> Result<()> {
                     }
                 }
                 if (i + 1) % 1000 == 0 {
-                    eprintln!("bench_control: {} sessions attempted, {:.1} s", i + 1, start.elapsed().as_secs_f64());
+                    eprintln!(
+                        "bench_control: {} sessions attempted, {:.1} s",
+                        i + 1,
+                        start.elapsed().as_secs_f64()
+                    );
                 }
             })
         })
@@ -450,9 +497,19 @@ async fn sessions(f: &Flags<'_>) -> Result<()> {
     // for comparison with the server's per-session cost.
     let rss_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .unwrap_or(0);
-    println!("ready\t{}\t{}\t{:.1}\t{rss_kib}", open.len(), failed.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
+    println!(
+        "ready\t{}\t{}\t{:.1}\t{rss_kib}",
+        open.len(),
+        failed.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64()
+    );
     // Idle until told to stop (stdin closed by xtask after measuring).
     tokio::task::spawn_blocking(|| {
         let mut sink = Vec::new();

@@ -26,7 +26,13 @@ pub struct Plan {
     pub sessions: usize,
 }
 
-pub const PLAN: Plan = Plan { warmup: 10, requests: 200, tput_clients: 4, tput_seconds: 15, sessions: 10_000 };
+pub const PLAN: Plan = Plan {
+    warmup: 10,
+    requests: 200,
+    tput_clients: 4,
+    tput_seconds: 15,
+    sessions: 10_000,
+};
 
 pub struct Control {
     pub table: Table,
@@ -37,7 +43,12 @@ pub struct Control {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn run(example: &Path, work: &Path) -> anyhow::Result<Control> {
@@ -54,11 +65,23 @@ pub fn run(example: &Path, work: &Path) -> anyhow::Result<Control> {
         ms(pct(&acks(&latency), 0.99))
     ));
     let throughput = lat::throughput(example, &lab, PLAN.tput_clients, PLAN.tput_seconds)?;
-    step(&format!("control: {:.1} mitigations/s (2.01s) sustained", rate(&throughput)));
+    step(&format!(
+        "control: {:.1} mitigations/s (2.01s) sustained",
+        rate(&throughput)
+    ));
     drop(lab);
     let mut table = table(&latency, &throughput, &memory);
-    table.row(vec!["load average (1, 5, 15 min) at the start and end of this section".into(), format!("{load_start} → {}", loadavg()), "2 cores, shared with other builds".into()]);
-    Ok(Control { table, samples: samples_table(&latency), latency, memory })
+    table.row(vec![
+        "load average (1, 5, 15 min) at the start and end of this section".into(),
+        format!("{load_start} → {}", loadavg()),
+        "2 cores, shared with other builds".into(),
+    ]);
+    Ok(Control {
+        table,
+        samples: samples_table(&latency),
+        latency,
+        memory,
+    })
 }
 
 // ------------------------------------------------------------ statistics
@@ -115,9 +138,28 @@ fn mib(kib: u64) -> f64 {
 fn latency_rows(t: &mut Table, l: &Latency) {
     let (d, a) = (drops(l), acks(l));
     let n = l.samples.len();
-    let stat = |v: &[u64]| format!("p50 {:.2} ms, p99 {:.2} ms (min {:.2}, max {:.2})", ms(pct(v, 0.5)), ms(pct(v, 0.99)), ms(pct(v, 0.0)), ms(pct(v, 1.0)));
-    t.row(vec!["mitigation request → first dropped packet (ours: DotsClient, DTLS 1.2 PSK)".into(), stat(&d), format!("{n} requests after {} warm-up, one session, each a new /128 target", l.warmup)]);
-    t.row(vec!["mitigation request → 2.01 received".into(), stat(&a), format!("same {n} requests")]);
+    let stat = |v: &[u64]| {
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms (min {:.2}, max {:.2})",
+            ms(pct(v, 0.5)),
+            ms(pct(v, 0.99)),
+            ms(pct(v, 0.0)),
+            ms(pct(v, 1.0))
+        )
+    };
+    t.row(vec![
+        "mitigation request → first dropped packet (ours: DotsClient, DTLS 1.2 PSK)".into(),
+        stat(&d),
+        format!(
+            "{n} requests after {} warm-up, one session, each a new /128 target",
+            l.warmup
+        ),
+    ]);
+    t.row(vec![
+        "mitigation request → 2.01 received".into(),
+        stat(&a),
+        format!("same {n} requests"),
+    ]);
     let before = l.samples.iter().filter(|s| s.drop_us <= s.ack_us).count();
     let after = l.samples.iter().filter(|s| s.passed_after_ack).count();
     t.row(vec![
@@ -131,10 +173,16 @@ fn latency_rows(t: &mut Table, l: &Latency) {
         format!("median {} µs, max {} µs", pct(&gaps, 0.5), pct(&gaps, 1.0)),
         format!("probes every {PROBE_US} µs, paced by sleep"),
     ]);
-    let lost = l.probes_sent.saturating_sub(l.probes_received).saturating_sub(l.xdp_dropped);
+    let lost = l
+        .probes_sent
+        .saturating_sub(l.probes_received)
+        .saturating_sub(l.xdp_dropped);
     t.row(vec![
         "probe accounting".into(),
-        format!("sent {}, received {}, dropped by XDP (DOTS protections' counters) {}, missing otherwise {lost}", l.probes_sent, l.probes_received, l.xdp_dropped),
+        format!(
+            "sent {}, received {}, dropped by XDP (DOTS protections' counters) {}, missing otherwise {lost}",
+            l.probes_sent, l.probes_received, l.xdp_dropped
+        ),
         "missing otherwise: lost before the rule (neighbour resolution of a new address) or in flight".into(),
     ]);
 }
@@ -178,13 +226,31 @@ fn memory_row(t: &mut Table, who: &str, h: &Held, note: &str) {
 }
 
 fn table(l: &Latency, tp: &Throughput, m: &Memory) -> Table {
-    let mut t = Table::new("control_plane", "Control plane (DOTS)", &["measure", "result", "details"]);
+    let mut t = Table::new(
+        "control_plane",
+        "Control plane (DOTS)",
+        &["measure", "result", "details"],
+    );
     latency_rows(&mut t, l);
     throughput_rows(&mut t, tp);
-    memory_row(&mut t, "mitigator (ours)", &m.ours, &format!("daemon log: {} DOTS client connections", m.connected));
+    memory_row(
+        &mut t,
+        "mitigator (ours)",
+        &m.ours,
+        &format!("daemon log: {} DOTS client connections", m.connected),
+    );
     match &m.libcoap {
-        Some(h) => memory_row(&mut t, "libcoap coap-server-openssl (floor, not a DOTS server)", h, "same client, same PSK"),
-        None => t.row(vec!["RSS: libcoap coap-server-openssl (floor)".into(), "not measured (see the run's output)".into(), String::new()]),
+        Some(h) => memory_row(
+            &mut t,
+            "libcoap coap-server-openssl (floor, not a DOTS server)",
+            h,
+            "same client, same PSK",
+        ),
+        None => t.row(vec![
+            "RSS: libcoap coap-server-openssl (floor)".into(),
+            "not measured (see the run's output)".into(),
+            String::new(),
+        ]),
     }
     t
 }
@@ -193,10 +259,22 @@ fn samples_table(l: &Latency) -> Table {
     let mut t = Table::new(
         "control_latency",
         "Control plane: every request→first drop sample",
-        &["request", "request→2.01 µs", "request→first dropped probe sent µs", "gap to last passed probe µs", "a probe sent after the 2.01 passed"],
+        &[
+            "request",
+            "request→2.01 µs",
+            "request→first dropped probe sent µs",
+            "gap to last passed probe µs",
+            "a probe sent after the 2.01 passed",
+        ],
     );
     for s in &l.samples {
-        t.row(vec![s.i.to_string(), s.ack_us.to_string(), s.drop_us.to_string(), s.gap_us.to_string(), s.passed_after_ack.to_string()]);
+        t.row(vec![
+            s.i.to_string(),
+            s.ack_us.to_string(),
+            s.drop_us.to_string(),
+            s.gap_us.to_string(),
+            s.passed_after_ack.to_string(),
+        ]);
     }
     t
 }

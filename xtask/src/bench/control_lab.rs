@@ -37,7 +37,9 @@ pub fn domain(name: &str, prefix: &str, id_prefix: &str, n: usize) -> String {
 }
 
 pub fn start(tag: &str, extra: &str) -> anyhow::Result<SignalLab> {
-    step(&format!("control: starting a signal lab ({tag}-host runs `mitigator run`, XDP native on eth0)"));
+    step(&format!(
+        "control: starting a signal lab ({tag}-host runs `mitigator run`, XDP native on eth0)"
+    ));
     SignalLab::start(tag, extra)
 }
 
@@ -47,10 +49,14 @@ pub fn start(tag: &str, extra: &str) -> anyhow::Result<SignalLab> {
 pub fn daemon_pid(d: &Daemon) -> anyhow::Result<u32> {
     let cfg = d.config.display().to_string();
     for e in std::fs::read_dir("/proc")?.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-        let is_run = args.iter().any(|a| *a == b"run") && args.iter().any(|a| *a == cfg.as_bytes());
+        let is_run = args.contains(&b"run".as_slice()) && args.contains(&cfg.as_bytes());
         let is_daemon = args.first().is_some_and(|a| a.ends_with(b"mitigator"));
         if is_run && is_daemon {
             return Ok(pid);
@@ -69,10 +75,16 @@ pub struct Mem {
 pub fn mem(pid: u32) -> anyhow::Result<Mem> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("/proc/{pid}/status"))?;
     let field = |k: &str| -> anyhow::Result<u64> {
-        let l = s.lines().find(|l| l.starts_with(k)).with_context(|| format!("{k} in /proc/{pid}/status"))?;
+        let l = s
+            .lines()
+            .find(|l| l.starts_with(k))
+            .with_context(|| format!("{k} in /proc/{pid}/status"))?;
         Ok(l.split_whitespace().nth(1).context("value")?.parse()?)
     };
-    Ok(Mem { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")? })
+    Ok(Mem {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
 }
 
 /// `bench_control <args>` in `host`'s network namespace; stdout piped,
@@ -92,9 +104,16 @@ pub fn run_client(example: &Path, host: &Host, args: &[String]) -> anyhow::Resul
     let child = spawn_client(example, host, args)?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("bench_control {} failed ({})", args.first().map(String::as_str).unwrap_or(""), out.status);
+        bail!(
+            "bench_control {} failed ({})",
+            args.first().map(String::as_str).unwrap_or(""),
+            out.status
+        );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('\t').map(str::to_owned).collect()).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect())
 }
 
 /// Reads `bench_control`'s stdout until a line starting with `word`.

@@ -54,9 +54,14 @@ pub struct Throughput {
 /// Gives the protected host the probe targets' addresses (one `ip -batch`).
 fn add_targets(host: &Host, n: u32, dir: &Path) -> anyhow::Result<()> {
     let file = dir.join("control-addrs.batch");
-    let lines: String = (1..=n).map(|i| format!("addr add {PROBE_PREFIX}{i:x}/128 dev eth0 nodad\n")).collect();
+    let lines: String = (1..=n)
+        .map(|i| format!("addr add {PROBE_PREFIX}{i:x}/128 dev eth0 nodad\n"))
+        .collect();
     std::fs::write(&file, lines)?;
-    let out = std::process::Command::new("ip").args(["-n", &host.ns, "-batch"]).arg(&file).output()?;
+    let out = std::process::Command::new("ip")
+        .args(["-n", &host.ns, "-batch"])
+        .arg(&file)
+        .output()?;
     if !out.status.success() {
         bail!("ip -batch: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -64,7 +69,9 @@ fn add_targets(host: &Host, n: u32, dir: &Path) -> anyhow::Result<()> {
 }
 
 fn field<T: std::str::FromStr>(f: &[String], i: usize) -> anyhow::Result<T> {
-    f.get(i).and_then(|v| v.parse().ok()).with_context(|| format!("field {i} of {f:?}"))
+    f.get(i)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("field {i} of {f:?}"))
 }
 
 pub fn latency(example: &Path, lab: &SignalLab, warmup: usize, count: usize, work: &Path) -> anyhow::Result<Latency> {
@@ -75,9 +82,25 @@ pub fn latency(example: &Path, lab: &SignalLab, warmup: usize, count: usize, wor
         lab.attacker.ns
     ));
     let args: Vec<String> = [
-        "latency", "--server", "203.0.113.10:4646", "--identity", PSK_IDENTITY, "--key", PSK_KEY, "--count", &total.to_string(),
-        "--prefix", PROBE_PREFIX, "--probe-from", &format!("/run/netns/{}", lab.attacker.ns),
-        "--probe-to", &format!("/run/netns/{}", lab.host.ns), "--probe-port", PROBE_PORT, "--probe-us", &PROBE_US.to_string(),
+        "latency",
+        "--server",
+        "203.0.113.10:4646",
+        "--identity",
+        PSK_IDENTITY,
+        "--key",
+        PSK_KEY,
+        "--count",
+        &total.to_string(),
+        "--prefix",
+        PROBE_PREFIX,
+        "--probe-from",
+        &format!("/run/netns/{}", lab.attacker.ns),
+        "--probe-to",
+        &format!("/run/netns/{}", lab.host.ns),
+        "--probe-port",
+        PROBE_PORT,
+        "--probe-us",
+        &PROBE_US.to_string(),
     ]
     .map(String::from)
     .to_vec();
@@ -102,17 +125,37 @@ pub fn latency(example: &Path, lab: &SignalLab, warmup: usize, count: usize, wor
     }
     // The daemon samples its counters every stats_interval_ms (200 in the lab).
     std::thread::sleep(Duration::from_millis(600));
-    let xdp_dropped = dots_protections(&lab.daemon)?.iter().map(|p| p["dropped"]["packets"].as_u64().unwrap_or(0)).sum();
+    let xdp_dropped = dots_protections(&lab.daemon)?
+        .iter()
+        .map(|p| p["dropped"]["packets"].as_u64().unwrap_or(0))
+        .sum();
     let samples = samples.split_off(warmup);
-    Ok(Latency { samples, warmup, probes_sent: sent, probes_received: received, xdp_dropped })
+    Ok(Latency {
+        samples,
+        warmup,
+        probes_sent: sent,
+        probes_received: received,
+        xdp_dropped,
+    })
 }
 
 pub fn throughput(example: &Path, lab: &SignalLab, clients: usize, seconds: u64) -> anyhow::Result<Throughput> {
-    step(&format!("control: {clients} DOTS clients sending mitigation requests back to back for {seconds} s"));
+    step(&format!(
+        "control: {clients} DOTS clients sending mitigation requests back to back for {seconds} s"
+    ));
     let ids: Vec<String> = (0..clients).map(|i| format!("tput-{i}")).collect();
     let args: Vec<String> = [
-        "throughput", "--server", "203.0.113.10:4646", "--identities", &ids.join(","), "--key", PSK_KEY,
-        "--prefix", TPUT_PREFIX, "--seconds", &seconds.to_string(),
+        "throughput",
+        "--server",
+        "203.0.113.10:4646",
+        "--identities",
+        &ids.join(","),
+        "--key",
+        PSK_KEY,
+        "--prefix",
+        TPUT_PREFIX,
+        "--seconds",
+        &seconds.to_string(),
     ]
     .map(String::from)
     .to_vec();
@@ -122,7 +165,12 @@ pub fn throughput(example: &Path, lab: &SignalLab, clients: usize, seconds: u64)
         requests.push((field(f, 1)?, field(f, 2)?, field(f, 3)?, field::<u8>(f, 4)? == 1));
     }
     let protections_after = dots_protections(&lab.daemon)?.len();
-    Ok(Throughput { clients, window_s: seconds, requests, protections_after })
+    Ok(Throughput {
+        clients,
+        window_s: seconds,
+        requests,
+        protections_after,
+    })
 }
 
 /// The throughput clients' domain, for the lab's config.

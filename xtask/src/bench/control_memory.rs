@@ -50,9 +50,21 @@ const SETTLE: Duration = Duration::from_secs(5);
 const CONCURRENCY: &str = "32";
 
 fn sessions_args(server: &str, n: usize) -> Vec<String> {
-    ["sessions", "--server", server, "--identity-prefix", "idle-", "--count", &n.to_string(), "--key", PSK_KEY, "--concurrency", CONCURRENCY]
-        .map(String::from)
-        .to_vec()
+    [
+        "sessions",
+        "--server",
+        server,
+        "--identity-prefix",
+        "idle-",
+        "--count",
+        &n.to_string(),
+        "--key",
+        PSK_KEY,
+        "--concurrency",
+        CONCURRENCY,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Opens `n` sessions from `client` to `server` while reading `pid`'s memory.
@@ -62,20 +74,37 @@ fn hold(example: &Path, client: &Host, server: &str, n: usize, pid: u32) -> anyh
     let mut child = cl::spawn_client(example, client, &sessions_args(server, n))?;
     let ready = cl::wait_line(&mut child, "ready")?;
     let num = |i: usize| ready.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    step(&format!("control: {} sessions open ({} failed) in {:.1} s; idle for {} s", num(1), num(2), num(3), SETTLE.as_secs()));
+    step(&format!(
+        "control: {} sessions open ({} failed) in {:.1} s; idle for {} s",
+        num(1),
+        num(2),
+        num(3),
+        SETTLE.as_secs()
+    ));
     std::thread::sleep(SETTLE);
     let after = cl::mem(pid)?;
     cl::finish(child)?;
     std::thread::sleep(Duration::from_secs(2));
     let closed = cl::mem(pid)?;
     let client_rss_kib = num(4) as u64;
-    Ok(Held { wanted: n, opened: num(1) as usize, failed: num(2) as usize, open_s: num(3), before, after, closed, client_rss_kib })
+    Ok(Held {
+        wanted: n,
+        opened: num(1) as usize,
+        failed: num(2) as usize,
+        open_s: num(3),
+        before,
+        after,
+        closed,
+        client_rss_kib,
+    })
 }
 
 pub fn run(example: &Path, n: usize) -> anyhow::Result<Memory> {
     let lab = cl::start("mtgm", &cl::domain("idle-domain", "2001:db8:115::/48", "idle-", n))?;
     let pid = cl::daemon_pid(&lab.daemon)?;
-    step(&format!("control: daemon pid {pid}; opening {n} idle DTLS sessions (PSK identities idle-0 …)"));
+    step(&format!(
+        "control: daemon pid {pid}; opening {n} idle DTLS sessions (PSK identities idle-0 …)"
+    ));
     let ours = hold(example, &lab.client, "203.0.113.10:4646", n, pid)?;
     let connected = lab.daemon.log().matches("DOTS client connected").count();
     drop(lab);
@@ -86,7 +115,11 @@ pub fn run(example: &Path, n: usize) -> anyhow::Result<Memory> {
             None
         }
     };
-    Ok(Memory { ours, connected, libcoap })
+    Ok(Memory {
+        ours,
+        connected,
+        libcoap,
+    })
 }
 
 /// coap-server-openssl, killed on drop (a process this bench started).
@@ -105,7 +138,9 @@ fn libcoap_floor(example: &Path, n: usize) -> anyhow::Result<Held> {
     let mut lab = Lab::new("mtgl")?;
     let host = lab.add_host("host", 10)?;
     let client = lab.add_host("client", 20)?;
-    step(&format!("control: libcoap floor: coap-server-openssl in mtgl-host, {n} idle DTLS sessions"));
+    step(&format!(
+        "control: libcoap floor: coap-server-openssl in mtgl-host, {n} idle DTLS sessions"
+    ));
     let server = host
         .command("coap-server-openssl")
         .args(["-A", &host.v4.to_string(), "-p", "5683", "-k", PSK_KEY, "-v", "0"])
