@@ -7,13 +7,19 @@
 //! 2. `scaling`: ns/packet and install time at 1 … 1M entries.
 //! 3. `flood`: UDP flood over veth between namespaces (trafgen) against no
 //!    filter, nftables, ours generic and native, with TCP transactions.
-//! 4. control plane: not measurable until the DOTS signal channel exists.
+//! 4. `control`: the DOTS control plane — request → first drop, requests/s,
+//!    RSS with 10,000 idle sessions (`control_*` modules).
 //! 5. `targets`: met / not met.
 //!
 //! The measuring itself that needs the `mitigator::dataplane` API runs in
-//! `mitigator-user/examples/bench_dataplane.rs` (xtask cannot depend on
+//! `mitigator-user/examples/bench_dataplane.rs`, and the DOTS client side in
+//! `mitigator-user/examples/bench_control.rs` (xtask cannot depend on
 //! mitigator-user: its build script needs bpf-linker, which `setup` installs).
 
+mod control;
+mod control_lab;
+mod control_latency;
+mod control_memory;
 mod flood;
 mod perpacket;
 mod progrun;
@@ -42,6 +48,8 @@ pub struct Opts {
     pub work: PathBuf,
     /// The bench_dataplane example binary.
     pub example: PathBuf,
+    /// The bench_control example binary (the DOTS client side).
+    pub control_example: PathBuf,
 }
 
 /// Which sections to run (all by default; a subset for quick iterations).
@@ -50,6 +58,7 @@ pub enum Section {
     PerPacket,
     Scaling,
     Flood,
+    Control,
 }
 
 fn root() -> PathBuf {
@@ -57,26 +66,28 @@ fn root() -> PathBuf {
 }
 
 /// Builds the daemon (debug, as `cargo xtask test` does: the flood section
-/// runs it) and the bench example (release: the install timings include
-/// its own userspace work).
-fn build_all() -> anyhow::Result<PathBuf> {
+/// runs it; and release, for the control-plane section, whose figures are
+/// the daemon's own userspace work) and the bench examples (release: the
+/// install timings include their own userspace work).
+fn build_all() -> anyhow::Result<(PathBuf, PathBuf)> {
     build()?;
-    step("cargo build --release -p mitigator-user --example bench_dataplane");
-    run(cargo().args(["build", "--release", "-p", "mitigator-user", "--example", "bench_dataplane"]))?;
-    Ok(root().join("target/release/examples/bench_dataplane"))
+    step("cargo build --release -p mitigator-user --bin mitigator --example bench_dataplane --example bench_control");
+    run(cargo().args(["build", "--release", "-p", "mitigator-user", "--bin", "mitigator", "--example", "bench_dataplane", "--example", "bench_control"]))?;
+    let ex = root().join("target/release/examples");
+    Ok((ex.join("bench_dataplane"), ex.join("bench_control")))
 }
 
 pub fn bench(repeat: u32, rounds: u32, seconds: u64, sections: &[Section], out: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     setup::setup()?;
-    let example = build_all()?;
+    let (example, control_example) = build_all()?;
     // The lab's Daemon helper finds the binary through this variable.
     // SAFETY (edition 2021: safe call): set before any thread is started.
     std::env::set_var("MITIGATOR_BIN", root().join("target/debug/mitigator"));
     let work = std::env::temp_dir().join("mtg-bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let o = Opts { repeat, rounds, seconds, work, example };
+    let o = Opts { repeat, rounds, seconds, work, example, control_example };
     let machine = report::machine();
     let all = sections.is_empty();
     let want = |s| all || sections.contains(&s);
@@ -84,8 +95,15 @@ pub fn bench(repeat: u32, rounds: u32, seconds: u64, sections: &[Section], out: 
     let pp = if want(Section::PerPacket) { Some(perpacket::run(&o)?) } else { None };
     let sc = if want(Section::Scaling) { Some(scaling::run(&o)?) } else { None };
     let fl = if want(Section::Flood) { Some(flood::run(&o)?) } else { None };
-    let control = control_plane();
-    let targets = targets::evaluate(pp.as_ref(), sc.as_ref(), fl.as_ref());
+    let cp = if want(Section::Control) {
+        // The control plane is the daemon's userspace: time the release build.
+        // (edition 2021: safe call; the threads of earlier sections are gone.)
+        std::env::set_var("MITIGATOR_BIN", root().join("target/release/mitigator"));
+        Some(control::run(&o.control_example, &o.work)?)
+    } else {
+        None
+    };
+    let targets = targets::evaluate(pp.as_ref(), sc.as_ref(), fl.as_ref(), cp.as_ref());
     let ttable = targets::table(&targets);
 
     let out = out.unwrap_or_else(root);
@@ -93,27 +111,15 @@ pub fn bench(repeat: u32, rounds: u32, seconds: u64, sections: &[Section], out: 
     tables.extend(pp.as_ref().map(|p| &p.table));
     tables.extend(sc.as_ref().map(|s| &s.table));
     tables.extend(fl.as_ref().map(|f| &f.table));
-    tables.extend([&control, &ttable]);
+    tables.extend(cp.iter().flat_map(|c| [&c.table, &c.samples]));
+    tables.push(&ttable);
     report::write_csvs(&out, &tables)?;
-    let doc = document(&o, &machine, pp.as_ref(), sc.as_ref(), fl.as_ref(), &control, &targets, &ttable, started.elapsed().as_secs());
+    let doc = document(&o, &machine, pp.as_ref(), sc.as_ref(), fl.as_ref(), cp.as_ref(), &targets, &ttable, started.elapsed().as_secs());
     std::fs::write(out.join("BENCHMARKS.md"), doc)?;
     println!("\n{}", ttable.markdown());
     step(&format!("wrote {} and {}/benchmarks/*.csv in {} s", out.join("BENCHMARKS.md").display(), out.display(), started.elapsed().as_secs()));
     let _ = std::fs::remove_dir_all(&o.work);
     Ok(())
-}
-
-/// Table 4: what cannot be measured yet. No numbers are made up.
-fn control_plane() -> Table {
-    let mut t = Table::new("control_plane", "Control plane (DOTS)", &["measure", "result"]);
-    for m in [
-        "mitigation request → first packet dropped (latency)",
-        "mitigation requests/s",
-        "memory with 10,000 DOTS sessions",
-    ] {
-        t.row(vec![m.into(), "not measured yet: needs the signal channel (issue #4)".into()]);
-    }
-    t
 }
 
 const PER_PACKET_METHOD: &str = "\
@@ -174,7 +180,7 @@ fn document(
     pp: Option<&perpacket::PerPacket>,
     sc: Option<&scaling::Scaling>,
     fl: Option<&flood::Flood>,
-    control: &Table,
+    cp: Option<&control::Control>,
     targets: &[targets::Target],
     ttable: &Table,
     secs: u64,
@@ -186,7 +192,7 @@ fn document(
     let mut d = String::new();
     d += "# Benchmarks\n\nGenerated by `cargo xtask bench` (issue #6); every figure below comes from one run, \
           baselines measured side by side in the same run. Regenerate with `cargo xtask bench` (as root, \
-          about 3 minutes; `--help` for options). The machine is shared with other work while this runs, \
+          3 to 6 minutes after the builds, with the machine shared; `--help` for options). The machine is shared with other work while this runs, \
           so figures are noisy: compare columns of one run, not runs.\n\n";
     d += &format!("## Machine\n\n{machine}- run: {} rounds of {} repetitions per figure, flood window {} s, whole bench {} s\n\n", o.rounds, o.repeat, o.seconds, secs);
     d += "## 1. Cost per packet (BPF_PROG_TEST_RUN)\n\n";
@@ -196,7 +202,10 @@ fn document(
     d += "\n## 3. End to end: UDP flood over veth\n\n";
     d += &section(fl.map(|f| &f.table), FLOOD_METHOD);
     d += "\n## 4. Control plane\n\n";
-    d += &format!("{}\nCSV: `benchmarks/{}.csv`\n", control.markdown(), control.stem);
+    d += &match cp {
+        Some(c) => format!("{}\n\n{}\nCSV: `benchmarks/{}.csv`; every latency sample: `benchmarks/{}.csv`\n", control::method(), c.table.markdown(), c.table.stem, c.samples.stem),
+        None => "Not run in this invocation.\n".to_string(),
+    };
     d += "\n## 5. Targets\n\n";
     d += &format!("{}\nCSV: `benchmarks/{}.csv`\n", ttable.markdown(), ttable.stem);
     for t in targets.iter().filter(|t| t.met == Some(false)) {

@@ -5,7 +5,8 @@
 //! - `demo`: set up, build, and run the lab demo until Ctrl-C.
 //! - `test`: set up, build, run the whole suite (what `.ci/run` calls).
 //! - `fuzz --seconds N`: run every fuzz target for N seconds each.
-//! - `bench`: measure the data plane, write BENCHMARKS.md and benchmarks/*.csv.
+//! - `bench`: measure the data plane and the DOTS control plane, write
+//!   BENCHMARKS.md and benchmarks/*.csv.
 
 mod bench;
 mod demo;
@@ -44,7 +45,7 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Set up, build, benchmark the data plane (as root); writes
+    /// Set up, build, benchmark the data and control planes (as root); writes
     /// BENCHMARKS.md and benchmarks/*.csv.
     Bench {
         /// BPF_PROG_TEST_RUN repetitions per measurement.
