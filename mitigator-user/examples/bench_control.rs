@@ -100,8 +100,10 @@ async fn dots_client(server: &str, identity: &str, key: &str) -> Result<DotsClie
         psk(identity, key),
     );
     cfg.transport = TransportChoice::Dtls;
-    cfg.state =
-        StateFile::new(std::env::temp_dir().join(format!("mtg-bench-client-{identity}-{}.json", std::process::id())));
+    // Under xtask's scratch directory (removed at the end of the bench).
+    let dir = std::env::temp_dir().join("mtg-bench");
+    std::fs::create_dir_all(&dir)?;
+    cfg.state = StateFile::new(dir.join(format!("client-{identity}-{}.json", std::process::id())));
     cfg.observe_own = false;
     DotsClient::connect(cfg)
         .await
