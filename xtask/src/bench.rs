@@ -145,9 +145,8 @@ the minimum over the rounds.";
 const SCALING_METHOD: &str = "\
 `bench_dataplane scale`: for each kind and size, a fresh `Dataplane` (unpinned) gets one \
 `RuleSet` with that many entries, installed by one `Dataplane::apply` call, timed. `apply` writes \
-the inactive generation, flips, waits its 20 ms grace period, then writes the other generation, \
-so each entry is written twice, and the fixed grace period dominates small sets: the install \
-time is what a rule-set change of that size costs, and entries/s counts each entry once. Host routes are /32s (hash map), prefixes are /24s (LPM \
+the inactive generation and flips (a fresh data plane has no earlier flip to wait for): the install \
+time is what a rule-set change of that size costs. Host routes are /32s (hash map), prefixes are /24s (LPM \
 trie), drop-list entries are /32 sources (LPM trie); all entries of a kind belong to one drop-all \
 target. The packet (UDP) hits the middle entry, and is measured with `Dataplane::test_run_repeat` \
 (BPF_PROG_TEST_RUN). One repeated packet keeps the entry it hits in the CPU caches: this is the \

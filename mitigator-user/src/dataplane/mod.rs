@@ -9,7 +9,7 @@
 //! dp.attach(iface, AttachMode) -> AttachedMode      pin the bpf_link under pin_dir/links/<iface>; adopt an existing pin
 //! dp.detach(iface)                                  unpin + detach
 //! dp.uninstall()                                    detach all, remove every pin
-//! dp.apply(&RuleSet)                                atomic: inactive generation, flags, flip, grace, catch up
+//! dp.apply(&RuleSet)                                atomic: (grace since the last flip) inactive generation, flags, flip
 //! dp.active_generation() -> u32
 //! dp.set_reflection_ports(&[u16])
 //! dp.target_stats(id) / dp.reset_target_stats(id)   summed over CPUs / zeroed
@@ -71,6 +71,9 @@ pub struct Dataplane {
     active: u32,
     /// True if `open` found pinned maps and adopted them.
     adopted: bool,
+    /// When `apply` last flipped the generation (the next `apply` waits
+    /// until GRACE has passed since then before writing the old one).
+    last_flip: Option<std::time::Instant>,
 }
 
 impl Dataplane {
@@ -85,6 +88,7 @@ impl Dataplane {
             gens: Default::default(),
             active: 0,
             adopted,
+            last_flip: None,
         };
         dp.active = rules::read_active(&mut dp.ebpf)?;
         if adopted {

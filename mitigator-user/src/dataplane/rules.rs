@@ -7,9 +7,12 @@
 //!    pinned maps are adopted);
 //! 3. writes that generation's `GenFlags`, then flips `CONFIG_GEN` (one
 //!    4-byte array write: a packet sees either the old or the new set);
-//! 4. waits out program runs that read the old generation number (GRACE);
-//! 5. brings the old generation up to date at once, so both generations
-//!    are equal again and the next `apply` diffs against the same state.
+//! 4. notes the time of the flip. The old generation is left as it is:
+//!    the next `apply` writes into it (a diff against what it holds), after
+//!    waiting out what remains of the grace period since this flip (GRACE),
+//!    so that no program run that read the old generation number still
+//!    reads it. A change is therefore in force as soon as the flip is
+//!    done, and the wait only falls on changes less than GRACE apart.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -373,14 +376,18 @@ pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
     let (slots, fresh) = acl::assign_slots([&dp.gens[0].acl, &dp.gens[1].acl], &rules.acl)?;
     let want = GenContents::compile(rules, &slots)?;
     let next = dp.active ^ 1;
+    // `next` was read by packets until the last flip: let their runs end.
+    if let Some(flipped) = dp.last_flip {
+        std::thread::sleep(GRACE.saturating_sub(flipped.elapsed()));
+    }
     // New ACL entries start from zero (no generation uses these slots yet).
     acl::reset_slots(&mut dp.ebpf, &fresh)?;
     write_gen_tracked(dp, next, &want)?;
     // The flip: from here new packets read `next`.
     config(&mut dp.ebpf)?.set(CONFIG_GEN, next, 0).context("flipping CONFIG_GEN")?;
     dp.active = next;
-    std::thread::sleep(GRACE);
-    write_gen_tracked(dp, next ^ 1, &want)
+    dp.last_flip = Some(std::time::Instant::now());
+    Ok(())
 }
 
 /// `write_gen` keeping the mirror right: on failure the generation is read

@@ -144,10 +144,9 @@ fn sessions_memory(cp: Option<&Control>) -> Target {
 const REQUEST_TO_DROP_MISSED: &str = "The rules reach the maps only after the registry's single owner \
     thread has stored the request (redb commits on disk), compiled the whole rule set (every protection, so \
     the cost grows with the number of mitigations) and written the inactive generation; requests queue behind \
-    each other there, and each one also holds the thread for the 20 ms grace period and the catch-up write \
-    after its flip. On 2 shared cores the tail is also scheduling. What would reach it: apply several queued \
-    requests in one generation flip, compile incrementally (only the changed target), and move the grace \
-    period and catch-up write off the request's path (the next change can wait for them instead).";
+    each other there, and a change less than 20 ms after the previous flip waits for the grace period. On 2 \
+    shared cores the tail is also scheduling. What would reach it: apply several queued requests in one \
+    generation flip and compile incrementally (only the changed target).";
 
 const SESSIONS_MISSED: &str = "Most of an idle session's cost is OpenSSL's per-connection DTLS state, not \
     DOTS: libcoap's example server, which keeps little more than its CoAP session, needs about two thirds \
