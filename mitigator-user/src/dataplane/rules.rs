@@ -241,8 +241,9 @@ fn diff_hash<K: aya::Pod + Ord, MK: aya::Pod>(
     Ok(())
 }
 
-/// Same for an LPM trie; `key` gives (prefix_len, data).
-fn diff_lpm<K: Ord + Copy, D: aya::Pod>(
+/// Same for an LPM trie; `key` gives (prefix_len, data). Also used by the
+/// ACL prefix tries (`acl/maps.rs`).
+pub(super) fn diff_lpm<K: Ord, D: aya::Pod>(
     ebpf: &mut Ebpf,
     name: &str,
     cur: &BTreeMap<K, u32>,

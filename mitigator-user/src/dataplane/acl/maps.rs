@@ -95,27 +95,6 @@ fn k6(gen: u32, (dst, a, l): &(bool, [u8; 16], u8)) -> Key<AclPfxV6> {
     Key::new(ACL_PFX_HDR_BITS + *l as u32, acl_pfx_v6(gen, *dst, a))
 }
 
-fn diff_pfx<K: Ord, D: aya::Pod>(
-    ebpf: &mut Ebpf,
-    name: &str,
-    cur: &BTreeMap<K, u32>,
-    want: &BTreeMap<K, u32>,
-    key: impl Fn(&K) -> Key<D>,
-) -> Result<()> {
-    let mut map: LpmTrie<_, D, u32> = LpmTrie::try_from(map_mut(ebpf, name)?)?;
-    for (k, v) in want {
-        if cur.get(k) != Some(v) {
-            map.insert(&key(k), v, 0).with_context(|| format!("inserting into {name}"))?;
-        }
-    }
-    for k in cur.keys() {
-        if !want.contains_key(k) {
-            map.remove(&key(k)).with_context(|| format!("removing from {name}"))?;
-        }
-    }
-    Ok(())
-}
-
 /// Makes generation `gen`'s ACL maps hold `want`, given they hold `cur`.
 /// Vectors first, then what names them, then the rules, then the header:
 /// the generation is inactive, but the order keeps every id resolvable
@@ -129,8 +108,8 @@ pub(crate) fn write_gen(ebpf: &mut Ebpf, gen: u32, cur: &AclContents, want: &Acl
             }
         }
     }
-    diff_pfx(ebpf, m::ACL_PFX_V4, &cur.pfx_v4, &want.pfx_v4, |k| k4(gen, k))?;
-    diff_pfx(ebpf, m::ACL_PFX_V6, &cur.pfx_v6, &want.pfx_v6, |k| k6(gen, k))?;
+    crate::dataplane::rules::diff_lpm(ebpf, m::ACL_PFX_V4, &cur.pfx_v4, &want.pfx_v4, |k| k4(gen, k))?;
+    crate::dataplane::rules::diff_lpm(ebpf, m::ACL_PFX_V6, &cur.pfx_v6, &want.pfx_v6, |k| k6(gen, k))?;
     {
         let mut idx: Array<_, u32> = Array::try_from(map_mut(ebpf, m::ACL_IDX)?)?;
         let base = gen * ACL_IDX_LEN_TOTAL;
