@@ -191,7 +191,7 @@ fn status_values_are_1_to_8() {
 #[test]
 fn unknown_keys_follow_the_comprehension_ranges() {
     let base = vec![(6, Value::Array(vec![text("192.0.2.0/24")])), (14, int(60))];
-    for required in [52, 127, 256, 16383] {
+    for required in [54, 127, 256, 16383] {
         let mut s = base.clone();
         s.push((required, int(1)));
         let e = MitigationScope::from_cbor(&mitigation(s)).unwrap_err();
@@ -235,6 +235,30 @@ fn known_keys_in_the_wrong_place_are_refused() {
     // Wrong message type for the resource.
     let hb = Heartbeat { peer_hb_status: true }.to_cbor();
     assert_bad(&MitigationScope::from_cbor(&hb).unwrap_err(), "4.00", "mitigation-scope");
+}
+
+#[test]
+fn rfc9133_acl_list_errors() {
+    // An activation type outside 1-3 (CBOR) or an unknown label (JSON).
+    let target = (6, Value::Array(vec![text("192.0.2.0/24")]));
+    for bad in [0, 4] {
+        let acl = map(vec![(23, text("a")), (52, int(bad))]);
+        let e = MitigationScope::from_cbor(&mitigation(vec![target.clone(), (53, Value::Array(vec![acl]))])).unwrap_err();
+        assert_bad(&e, "4.00", "activation-type");
+    }
+    let e = put_err(r#"{"target-prefix": ["192.0.2.0/24"], "ietf-dots-signal-control:acl-list": [{"acl-name": "a", "activation-type": "sometimes"}]}"#);
+    assert_bad(&e, "4.00", "activation-type");
+    // The name is mandatory, not empty, and each ACL appears once.
+    let e = put_err(r#"{"target-prefix": ["192.0.2.0/24"], "ietf-dots-signal-control:acl-list": [{"activation-type": "immediate"}]}"#);
+    assert_bad(&e, "4.00", "acl-name");
+    let e = put_err(r#"{"target-prefix": ["192.0.2.0/24"], "ietf-dots-signal-control:acl-list": [{"acl-name": ""}]}"#);
+    assert_bad(&e, "4.00", "acl-name");
+    let e = put_err(r#"{"target-prefix": ["192.0.2.0/24"], "ietf-dots-signal-control:acl-list": [{"acl-name": "a"}, {"acl-name": "a"}]}"#);
+    assert_bad(&e, "4.00", "acl-name");
+    // RFC 8783's 'acl-type' has no place in an RFC 9133 entry.
+    let acl = map(vec![(23, text("a")), (24, text("ipv4-acl-type"))]);
+    let e = MitigationScope::from_cbor(&mitigation(vec![target, (53, Value::Array(vec![acl]))])).unwrap_err();
+    assert_bad(&e, "4.00", "acl-type");
 }
 
 #[test]

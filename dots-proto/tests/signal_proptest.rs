@@ -68,8 +68,9 @@ fn scope() -> impl Strategy<Value = Scope> {
         (of(any::<u32>()), of(name()), of(name()), target(), of(lifetime()), of(any::<bool>())),
         (of(any::<u64>()), of(pick(Status::ALL)), of(conflict())),
         (of(any::<u64>()), of(any::<u64>()), of(any::<u64>()), of(any::<u64>()), of(pick(AttackStatus::ALL))),
+        vec(control_acl(), 0..3),
     )
-        .prop_map(|((mid, cdid, cuid, target, lifetime, trigger), (start, status, ci), (b, bps, p, pps, attack))| Scope {
+        .prop_map(|((mid, cdid, cuid, target, lifetime, trigger), (start, status, ci), (b, bps, p, pps, attack), acls)| Scope {
             mid,
             cdid,
             cuid,
@@ -84,7 +85,14 @@ fn scope() -> impl Strategy<Value = Scope> {
             pkts_dropped: p,
             pps_dropped: pps,
             attack_status: attack,
+            acl_list: acls,
         })
+}
+
+/// An RFC 9133 'acl-list' entry.
+fn control_acl() -> impl Strategy<Value = ControlAcl> {
+    (name(), of(pick(ActivationType::ALL)))
+        .prop_map(|(acl_name, activation_type)| ControlAcl { acl_name, activation_type })
 }
 
 fn int_param() -> impl Strategy<Value = IntParam> {

@@ -55,6 +55,12 @@ pub mod id {
     pub const HEARTBEAT: u16 = 49;
     pub const PROBING_RATE: u16 = 50;
     pub const PEER_HB_STATUS: u16 = 51;
+    /// RFC 9133 (signal-channel control of filtering), whose text is not
+    /// in shared/reference: the keys IANA registered for it, as the public
+    /// implementation nttdots/go-dots uses them
+    /// (dots_common/messages/signal.go).
+    pub const ACTIVATION_TYPE: u16 = 52;
+    pub const CONTROL_ACL_LIST: u16 = 53;
 }
 
 /// How a JSON encoder writes an unsigned number (Table 5's "JSON Type").
@@ -119,6 +125,10 @@ pub const CONFLICT_CAUSE_LABELS: &[(u64, &str)] = &[
     (2, "conflict-with-acceptlist"),
     (3, "cuid-collision"),
 ];
+/// RFC 9133 'activation-type' (the same enumeration as RFC 8783's, 7.2),
+/// carried as an unsigned in CBOR and as the label in JSON.
+pub const ACTIVATION_TYPE_LABELS: &[(u64, &str)] =
+    &[(1, "activate-when-mitigating"), (2, "immediate"), (3, "deactivate")];
 /// Labels of section 10.6.5 (Table 10).
 pub const ATTACK_STATUS_LABELS: &[(u64, &str)] =
     &[(1, "under-attack"), (2, "attack-successfully-mitigated")];
@@ -193,6 +203,10 @@ pub const TABLE: &[KeyDef] = &[
     def(49, "ietf-dots-signal-channel:heartbeat", Kind::Container),
     def(50, "probing-rate", Kind::Container),
     def(51, "peer-hb-status", Kind::Bool),
+    // RFC 9133 (see id::ACTIVATION_TYPE); an entry of 53 names its ACL
+    // with 'acl-name', key 23.
+    def(52, "activation-type", Kind::Enum(ACTIVATION_TYPE_LABELS)),
+    def(53, "ietf-dots-signal-control:acl-list", Kind::List(Elem::Container)),
 ];
 
 /// Pseudo-id of the message body (the map holding the top-level container).
@@ -247,7 +261,8 @@ mod tests {
         assert_eq!(by_id(35).unwrap().name, "min-value");
         assert_eq!(by_id(41).unwrap().name, "max-value-decimal");
         assert_eq!(by_id(42).unwrap().name, "min-value-decimal");
-        assert!(by_id(0).is_none() && by_id(52).is_none());
+        assert_eq!(by_id(53).unwrap().name, "ietf-dots-signal-control:acl-list");
+        assert!(by_id(0).is_none() && by_id(54).is_none());
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Scope {
     pub pkts_dropped: Option<u64>,
     pub pps_dropped: Option<u64>,
     pub attack_status: Option<AttackStatus>,
+    /// RFC 9133 'ietf-dots-signal-control:acl-list': filters the client
+    /// installed over the data channel, to (de)activate with this request.
+    pub acl_list: Vec<ControlAcl>,
 }
 
 /// 'lifetime': a uint32 number of seconds, or -1 (section 4.4.1.1).
@@ -184,6 +187,30 @@ iana_enum!(
     UnderAttack = 1,
     AttackSuccessfullyMitigated = 2,
 });
+
+iana_enum!(
+    /// RFC 9133 'activation-type' of a [`ControlAcl`] (RFC 8783's three
+    /// values; keys::ACTIVATION_TYPE_LABELS).
+    ActivationType, keys::ACTIVATION_TYPE_LABELS, {
+    ActivateWhenMitigating = 1,
+    Immediate = 2,
+    Deactivate = 3,
+});
+
+/// An RFC 9133 'acl-list' entry: "acl-name" (key 23) and
+/// "activation-type" (key 52; absent means activate-when-mitigating).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlAcl {
+    pub acl_name: String,
+    pub activation_type: Option<ActivationType>,
+}
+
+impl ControlAcl {
+    /// The activation type with RFC 9133's default applied.
+    pub fn effective_activation(&self) -> ActivationType {
+        self.activation_type.unwrap_or(ActivationType::ActivateWhenMitigating)
+    }
+}
 
 /// 'conflict-information' (section 4.4.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -335,6 +362,7 @@ impl Scope {
             pkts_dropped: f.uint(id::PKTS_DROPPED)?,
             pps_dropped: f.uint(id::PPS_DROPPED)?,
             attack_status: enum_of(&mut f, id::ATTACK_STATUS, AttackStatus::from_code)?,
+            acl_list: control_acls(&mut f)?,
         };
         f.finish()?;
         Ok(s)
@@ -359,8 +387,33 @@ impl Scope {
         .opt(id::PKTS_DROPPED, u(self.pkts_dropped))
         .opt(id::PPS_DROPPED, u(self.pps_dropped))
         .opt(id::ATTACK_STATUS, u(self.attack_status.map(AttackStatus::code)))
-        .opt(id::TRIGGER_MITIGATION, self.trigger_mitigation.map(Node::Bool))
-        .build()
+        .opt(id::TRIGGER_MITIGATION, self.trigger_mitigation.map(Node::Bool));
+        if !self.acl_list.is_empty() {
+            b.put(id::CONTROL_ACL_LIST, Node::List(self.acl_list.iter().map(ControlAcl::to_node).collect()));
+        }
+        b.build()
+    }
+}
+
+fn control_acls(f: &mut Fields) -> Result<Vec<ControlAcl>, SignalError> {
+    let l = f.list(id::CONTROL_ACL_LIST)?.unwrap_or_default();
+    l.into_iter().map(ControlAcl::from_node).collect()
+}
+
+impl ControlAcl {
+    fn from_node(n: Node) -> Result<Self, SignalError> {
+        let mut f = Fields::new(id::CONTROL_ACL_LIST, n)?;
+        let acl_name = f.text(id::ACL_NAME)?.ok_or(SignalError::MissingAttribute { field: "acl-name" })?;
+        let activation_type = enum_of(&mut f, id::ACTIVATION_TYPE, ActivationType::from_code)?;
+        f.finish()?;
+        Ok(ControlAcl { acl_name, activation_type })
+    }
+
+    fn to_node(&self) -> Node {
+        MapBuilder::new()
+            .put(id::ACL_NAME, Node::Text(self.acl_name.clone()))
+            .opt(id::ACTIVATION_TYPE, self.activation_type.map(|a| Node::Uint(a.code())))
+            .build()
     }
 }
 

@@ -29,8 +29,8 @@ pub use error::{Decoded, ResponseCode, SignalError, Warning};
 pub use heartbeat::Heartbeat;
 pub use message::{SignalBody, SignalMessage};
 pub use mitigation::{
-    AclRef, AttackStatus, ConflictCause, ConflictInformation, ConflictScope, ConflictStatus, IpPrefix, Lifetime,
-    MitigationScope, PortRange, Scope, Status, Target,
+    AclRef, ActivationType, AttackStatus, ConflictCause, ConflictInformation, ConflictScope, ConflictStatus, ControlAcl,
+    IpPrefix, Lifetime, MitigationScope, PortRange, Scope, Status, Target,
 };
 pub use redirect::RedirectedSignal;
 pub use tree::limits;

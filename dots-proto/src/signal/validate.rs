@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::config::{ConfigParameters, DecimalParam, IntParam, SignalConfig};
 use super::error::SignalError;
-use super::mitigation::{AttackStatus, IpPrefix, Lifetime, MitigationScope, Scope, Target};
+use super::mitigation::{AttackStatus, ControlAcl, IpPrefix, Lifetime, MitigationScope, Scope, Target};
 use super::uri::MitigatePath;
 
 /// Server policy for mitigation requests.
@@ -42,6 +42,9 @@ pub struct MitigationRequest {
     pub trigger_mitigation: bool,
     /// Present in an efficacy update (section 4.4.3).
     pub attack_status: Option<AttackStatus>,
+    /// RFC 9133 filtering control: names checked non-empty and unique;
+    /// whether they exist and may be used now is the server's to decide.
+    pub acl_list: Vec<ControlAcl>,
 }
 
 /// Validates a PUT to `/mitigate/cuid=../mid=..` with its decoded body.
@@ -58,6 +61,7 @@ pub fn validate_mitigation_put(
     };
     check_direction(scope)?;
     check_target(&scope.target)?;
+    check_acl_list(&scope.acl_list)?;
     let requested = check_lifetime(scope)?;
     Ok(MitigationRequest {
         cdid: path.cdid.clone(),
@@ -68,7 +72,16 @@ pub fn validate_mitigation_put(
         granted_lifetime: requested.map(|l| grant(l, policy)),
         trigger_mitigation: scope.trigger_mitigation.unwrap_or(true),
         attack_status: scope.attack_status,
+        acl_list: scope.acl_list.clone(),
     })
+}
+
+/// RFC 9133 'acl-list': every entry names an ACL, each ACL at most once
+/// (the list is keyed by 'acl-name').
+fn check_acl_list(acls: &[ControlAcl]) -> Result<(), SignalError> {
+    let names: Vec<String> = acls.iter().map(|a| a.acl_name.clone()).collect();
+    non_empty("acl-name", &names)?;
+    unique("acl-name", &names)
 }
 
 /// A DELETE needs both 'cuid' and 'mid' (section 4.4.4).
