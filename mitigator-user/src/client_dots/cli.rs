@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use dots_proto::signal::{Decimal, IpPrefix, Lifetime, MitigationScope, PortRange, Scope, SignalBody};
+use dots_proto::signal::{
+    ActivationType, ControlAcl, Decimal, IpPrefix, Lifetime, MitigationScope, PortRange, Scope, SignalBody,
+};
 use tokio::io::AsyncWriteExt;
 
 use super::{
@@ -46,6 +48,11 @@ pub enum ClientCommand {
         /// Seconds, or -1 for indefinite (the server may refuse it).
         #[arg(long, default_value_t = 3600, allow_negative_numbers = true, value_parser = parse_lifetime)]
         lifetime: i64,
+        /// RFC 9133: set the activation type of an ACL this client installed over the data
+        /// channel, NAME[=activate-when-mitigating|immediate|deactivate] (default
+        /// activate-when-mitigating); needs another active mitigation of this client.
+        #[arg(long = "acl", value_parser = parse_control_acl)]
+        acls: Vec<ControlAcl>,
     },
     /// Withdraw a mitigation (DELETE, 4.4.4).
     Withdraw {
@@ -145,6 +152,24 @@ fn parse_port_range(s: &str) -> Result<PortRange, String> {
     Ok(PortRange { lower_port: lo, upper_port: hi.filter(|h| *h != lo) })
 }
 
+fn parse_control_acl(s: &str) -> Result<ControlAcl, String> {
+    let (name, kind) = match s.split_once('=') {
+        Some((n, k)) => (n, Some(k)),
+        None => (s, None),
+    };
+    if name.is_empty() {
+        return Err(format!("acl `{s}`: expected NAME[=activation-type]"));
+    }
+    let activation_type = kind
+        .map(|k| {
+            ActivationType::ALL.iter().copied().find(|a| a.label() == k).ok_or_else(|| {
+                format!("acl `{s}`: activation type `{k}` is not activate-when-mitigating, immediate or deactivate")
+            })
+        })
+        .transpose()?;
+    Ok(ControlAcl { acl_name: name.to_string(), activation_type })
+}
+
 fn parse_lifetime(s: &str) -> Result<i64, String> {
     match s.parse::<i64>() {
         Ok(-1) => Ok(-1),
@@ -211,12 +236,13 @@ fn init_logging() {
 
 async fn run(cmd: ClientCommand) -> Result<(), Failure> {
     match cmd {
-        ClientCommand::Mitigate { conn, targets, ports, protocols, lifetime } => {
+        ClientCommand::Mitigate { conn, targets, ports, protocols, lifetime, acls } => {
             let lifetime = if lifetime == -1 { Lifetime::Indefinite } else { Lifetime::Seconds(lifetime as u32) };
             let spec = MitigationSpec::prefixes(targets)
                 .with_ports(ports)
                 .with_protocols(protocols.iter().map(|p| p.0).collect())
-                .with_lifetime(lifetime);
+                .with_lifetime(lifetime)
+                .with_acls(acls);
             let client = connect(&conn, Preferences::default()).await?;
             let ack = client.mitigate(&spec).await;
             let result = match ack {

@@ -3,7 +3,7 @@
 
 use dots_proto::coap::{Code, Message};
 use dots_proto::signal::{
-    AttackStatus, IpPrefix, Lifetime, MitigatePath, MitigationScope, PortRange, Scope, SignalBody, SignalPath, Target,
+    AttackStatus, ControlAcl, IpPrefix, Lifetime, MitigatePath, MitigationScope, PortRange, Scope, SignalBody, SignalPath, Target,
 };
 
 use super::error::{ClientError, Result};
@@ -17,6 +17,10 @@ pub struct MitigationSpec {
     pub lifetime: Lifetime,
     /// None means true (the default): mitigate now.
     pub trigger_mitigation: Option<bool>,
+    /// RFC 9133 filtering control: new activation types for ACLs this
+    /// client installed over the data channel. Only for a new 'mid' while
+    /// another mitigation of the client is active.
+    pub acl_list: Vec<ControlAcl>,
 }
 
 impl MitigationSpec {
@@ -25,6 +29,7 @@ impl MitigationSpec {
             target: Target { target_prefix: prefixes, ..Target::default() },
             lifetime: Lifetime::RECOMMENDED,
             trigger_mitigation: None,
+            acl_list: Vec::new(),
         }
     }
     pub fn with_ports(mut self, ports: Vec<PortRange>) -> Self {
@@ -37,6 +42,16 @@ impl MitigationSpec {
     }
     pub fn with_lifetime(mut self, lifetime: Lifetime) -> Self {
         self.lifetime = lifetime;
+        self
+    }
+    pub fn with_acls(mut self, acls: Vec<ControlAcl>) -> Self {
+        self.acl_list = acls;
+        self
+    }
+    /// The spec a refresh or efficacy update repeats: an 'acl-list' is for
+    /// the first request of a 'mid' only (RFC 9133).
+    pub fn without_acls(mut self) -> Self {
+        self.acl_list.clear();
         self
     }
 
@@ -60,6 +75,7 @@ impl MitigationSpec {
             lifetime: Some(self.lifetime),
             trigger_mitigation: self.trigger_mitigation,
             attack_status,
+            acl_list: self.acl_list.clone(),
             ..Scope::default()
         };
         MitigationScope { scopes: vec![scope] }.to_cbor()

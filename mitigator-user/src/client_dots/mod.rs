@@ -177,6 +177,9 @@ impl DotsClient {
         let resp = self.request(mitigation::put(&self.cuid, mid, spec, None)?).await?;
         mitigation::expect_success(&resp)?;
         let lifetime = mitigation::granted_lifetime(&resp);
+        // An RFC 9133 'acl-list' is carried out once: refreshes and
+        // efficacy updates of this mid repeat everything else.
+        let spec = &spec.clone().without_acls();
         let new = self.specs.lock().unwrap().insert(mid, spec.clone()).is_none();
         if new && self.observe_own {
             // Status changes then arrive on updates() (4.4.2.1); nobody waits for the answer.

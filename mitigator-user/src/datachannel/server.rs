@@ -40,7 +40,9 @@ struct Shared {
     max_body: usize,
 }
 
-fn policy(cfg: &Config) -> dots_proto::data::Policy {
+/// The data channel's validation policy; also what RFC 9133 filtering
+/// control checks a changed ACL against (registry/control.rs).
+pub fn policy(cfg: &Config) -> dots_proto::data::Policy {
     let d = &cfg.data_channel;
     dots_proto::data::Policy {
         decode: dots_proto::data::DecodeLimits { max_body_bytes: d.max_body_bytes, ..Default::default() },

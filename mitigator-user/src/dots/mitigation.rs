@@ -2,7 +2,7 @@
 //! in the form the registry stores as JSON: every time is unix
 //! milliseconds, so that a restart restores the remaining lifetimes.
 
-use dots_proto::signal::{AttackStatus, Lifetime, Scope, Status, Target};
+use dots_proto::signal::{AttackStatus, ControlAcl, Lifetime, Scope, Status, Target};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,10 @@ pub struct Mitigation {
     /// recovery of the session does not stop it (section 4.4.4).
     #[serde(default)]
     pub activated_by_signal_loss: bool,
+    /// RFC 9133 'acl-list' as the creating request sent it (already
+    /// carried out on the data channel's ACLs); reported by GET.
+    #[serde(with = "repr::acl_list", default, skip_serializing_if = "Vec::is_empty")]
+    pub acl_list: Vec<ControlAcl>,
 }
 
 impl Mitigation {
@@ -88,6 +92,7 @@ impl Mitigation {
             trigger_mitigation: Some(self.trigger_mitigation),
             mitigation_start: start,
             status: Some(self.status),
+            acl_list: self.acl_list.clone(),
             ..Scope::default()
         }
     }

@@ -6,7 +6,7 @@
 //! lifetimes as seconds or -1 (section 4.4.1.1), and a whole
 //! 'signal-config' in its RFC 7951 JSON encoding (dots_proto's own codec).
 
-use dots_proto::signal::{AttackStatus, IpPrefix, Lifetime, PortRange, SignalBody, SignalConfig, Status, Target};
+use dots_proto::signal::{ActivationType, AttackStatus, ControlAcl, IpPrefix, Lifetime, PortRange, SignalBody, SignalConfig, Status, Target};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -121,6 +121,39 @@ pub mod lifetime {
             -1 => Ok(Lifetime::Indefinite),
             n => u32::try_from(n).map(Lifetime::Seconds).map_err(|_| D::Error::custom(format!("bad lifetime {n}"))),
         }
+    }
+}
+
+/// An RFC 9133 'acl-list' entry as stored: the name and the
+/// 'activation-type' code, absent when the client sent none.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct ControlAclRepr {
+    acl_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    activation_type: Option<u64>,
+}
+
+pub mod acl_list {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &[ControlAcl], s: S) -> Result<S::Ok, S::Error> {
+        let r: Vec<ControlAclRepr> = v
+            .iter()
+            .map(|a| ControlAclRepr { acl_name: a.acl_name.clone(), activation_type: a.activation_type.map(ActivationType::code) })
+            .collect();
+        r.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ControlAcl>, D::Error> {
+        let one = |r: ControlAclRepr| {
+            let activation_type = r
+                .activation_type
+                .map(|c| ActivationType::from_code(c).ok_or_else(|| D::Error::custom(format!("unknown activation-type {c}"))))
+                .transpose()?;
+            Ok(ControlAcl { acl_name: r.acl_name, activation_type })
+        };
+        Vec::<ControlAclRepr>::deserialize(d)?.into_iter().map(one).collect()
     }
 }
 

@@ -248,6 +248,7 @@ impl MitigationTable {
         }
         let prefixes = all_prefixes(&req.target, prefixes);
         authorize(client, &prefixes)?;
+        self.check_control_filtering(&client.cuid, &req, exists)?;
         let before = self.snapshot();
         let mut events = Vec::new();
         let response = if exists {
@@ -278,6 +279,29 @@ impl MitigationTable {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// RFC 9133 filtering control rides on a new request of a client that
+    /// is already mitigating: "DOTS clients MUST NOT use the filtering
+    /// control over DOTS signal channel in 'idle' time"; and a refresh
+    /// must repeat its parameters (4.4.1.3), so a changed filter needs a
+    /// new 'mid'. Both 4.00.
+    fn check_control_filtering(&self, cuid: &str, req: &MitigationRequest, exists: bool) -> Result<(), Refusal> {
+        if req.acl_list.is_empty() {
+            return Ok(());
+        }
+        if exists {
+            return Err(Refusal::bad_request(format!(
+                "mid {} exists: 'ietf-dots-signal-control:acl-list' needs a new mitigation request (a new 'mid'), not a refresh (RFC 9133)",
+                req.mid
+            )));
+        }
+        if !self.is_mitigating(cuid) {
+            return Err(Refusal::bad_request(
+                "'ietf-dots-signal-control:acl-list' while no mitigation of this client is active: filtering control is not for 'idle' time (RFC 9133)",
+            ));
+        }
+        Ok(())
     }
 
     /// Same 'mid': a refresh (4.4.1.3) or an efficacy update (4.4.3); both
@@ -378,6 +402,7 @@ impl MitigationTable {
             terminating_period_s: terminating_period_s.unwrap_or(self.policy.terminating_initial_s),
             hold_until_ms: None,
             activated_by_signal_loss: false,
+            acl_list: req.acl_list,
         }
     }
 

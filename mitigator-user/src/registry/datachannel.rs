@@ -196,7 +196,7 @@ impl Owner_ {
 
     /// Checks, stores and enforces `new` in place of `old`; on any failure
     /// puts `old` back (stored and enforced) and refuses.
-    fn dc_commit(&mut self, cuid: &str, old: Option<DcClient>, new: Option<DcClient>) -> Result<(), RestconfError> {
+    pub(super) fn dc_commit(&mut self, cuid: &str, old: Option<DcClient>, new: Option<DcClient>) -> Result<(), RestconfError> {
         let set = |me: &mut Self, c: &Option<DcClient>| match c {
             Some(c) => me.dc.clients.insert(cuid.to_string(), c.clone()),
             None => me.dc.clients.remove(cuid),

@@ -107,11 +107,28 @@ impl Owner_ {
         }
         // A signal-channel request is a sign of life for the data channel too (RFC 8783 3.5).
         self.dc_touch(&client.cuid);
+        let control = self.control_plan(&client.cuid, &req.acl_list)?;
         let now = now_ms();
         let snapshot = self.dots.clone();
         let outcome = self.dots.put_mitigation(&client, req, prefixes, if_match, now)?;
+        // The state machine accepted the request (in memory only so far):
+        // now the ACL change, then the mitigation's own effects; a failure
+        // of either undoes both.
+        let control = control.filter(|_| !matches!(outcome.response, PutResponse::Ignored));
+        if let Some(plan) = &control {
+            if let Err(r) = self.control_commit(&client.cuid, plan, false) {
+                self.dots = snapshot;
+                return Err(r);
+            }
+            info!(cuid = %client.cuid, acls = plan.new.acls.len(), "ACL activation changed over the signal channel (RFC 9133)");
+        }
         if let Err(e) = self.dots_effects(outcome.events) {
             self.dots_rollback(snapshot);
+            if let Some(plan) = &control {
+                if let Err(r) = self.control_commit(&client.cuid, plan, true) {
+                    warn!(error = %r, "cannot undo an RFC 9133 ACL change after a failure");
+                }
+            }
             return Err(internal(e));
         }
         let body = match &outcome.response {

@@ -7,6 +7,7 @@
 //! data plane as one atomic swap, and only then answer. It also samples the
 //! data plane's counters on a tick (for rates) and expires lifetimes.
 
+mod control;
 mod datachannel;
 mod dots;
 
