@@ -5,7 +5,7 @@
 //! In short: an ordered list of up to [`MAX_ACL_ENTRIES`] entries, first
 //! match wins. Each match field of a packet is turned into a *vector id*
 //! (LPM tries for prefixes, dense index arrays for protocol, TTL, fragment
-//! bits, TCP flags, ICMP type/code, ports and length), each id names a bit
+//! bits, TCP flags, ICMP type/code, ports, IP length and UDP length), each id names a bit
 //! vector of the entries that field value satisfies ([`AclBits`], in
 //! `ACL_VECS`), the program ANDs the vectors and the lowest set bit is the
 //! matching entry. All rule maps are generational like the others.
@@ -61,6 +61,7 @@ pub mod acl_fields {
     pub const TTL: u32 = 1 << 8;
     pub const ICMP_TYPE: u32 = 1 << 9;
     pub const ICMP_CODE: u32 = 1 << 10;
+    pub const UDP_LEN: u32 = 1 << 11;
 }
 
 /// `ACL_HDR`: `Array<AclHeader>` of 2 entries, one per generation.
@@ -101,7 +102,11 @@ pub const ACL_PORT_NONE: u32 = 65536;
 pub const ACL_IDX_DPORT: u32 = ACL_IDX_SPORT + 65537;
 /// 65536 lengths (IPv4 total length, IPv6 payload length).
 pub const ACL_IDX_LEN: u32 = ACL_IDX_DPORT + 65537;
-pub const ACL_IDX_LEN_TOTAL: u32 = ACL_IDX_LEN + 65536;
+/// 65536 values of the UDP header's length field (RFC 8783 7.1, the
+/// mandatory udp `length`), then 1 for "not UDP, or a non-first fragment".
+pub const ACL_IDX_UDP_LEN: u32 = ACL_IDX_LEN + 65536;
+pub const ACL_UDP_LEN_NONE: u32 = 65536;
+pub const ACL_IDX_LEN_TOTAL: u32 = ACL_IDX_UDP_LEN + 65537;
 
 /// Fragment bits of a packet (the DOTS `fragment-type` bits, same
 /// positions): the `fragment` match is a predicate on these 4 bits.
@@ -145,6 +150,7 @@ pub mod acl_spec {
     /// `src` / `dst` is an IPv6 prefix (else IPv4).
     pub const SRC_V6: u32 = 1 << 14;
     pub const DST_V6: u32 = 1 << 15;
+    pub const UDP_LEN: u32 = 1 << 16;
 }
 
 /// `ACL_RULES`: `Array<AclRule>` of `2 * MAX_ACL_ENTRIES`, index
@@ -185,6 +191,8 @@ pub struct AclRule {
     pub icmp_code: u8,
     pub _pad: u8,
     pub len: PortRange,
+    /// The UDP header's length field.
+    pub udp_len: PortRange,
 }
 
 impl AclRule {
@@ -215,6 +223,7 @@ impl AclRule {
             icmp_code: 0,
             _pad: 0,
             len: PortRange { lo: 0, hi: 0 },
+            udp_len: PortRange { lo: 0, hi: 0 },
         }
     }
 }

@@ -15,10 +15,10 @@
 //!   contains that stored prefix (a `/0` is always stored for the
 //!   entries without an address match);
 //! - protocol, TTL, fragment bits, the 12 TCP flag bits, ICMP type, ICMP
-//!   code, source port, destination port, IP length: dense value → vector
+//!   code, source port, destination port, IP length, UDP length: dense value → vector
 //!   id arrays (`ACL_IDX`); ranges are pre-split by the daemon into
 //!   elementary intervals, so a range costs nothing here. Packets without
-//!   the header (no ports, not TCP, not ICMP) use a "none" value whose
+//!   the header (no ports, not TCP, not UDP, not ICMP) use a "none" value whose
 //!   vector holds only entries that do not constrain the field.
 //!
 //! A vector id names a vector in `ACL_VECS` (deduplicated by the daemon).
@@ -44,13 +44,13 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use mitigator_common::{
     acl_action, acl_fields as af, acl_pfx_v4, acl_pfx_v6, AclBits, AclVecKey, ACL_ICMP_NONE, ACL_IDX_DPORT,
     ACL_IDX_FRAG, ACL_IDX_ICMP_CODE, ACL_IDX_ICMP_TYPE, ACL_IDX_LEN, ACL_IDX_LEN_TOTAL, ACL_IDX_PROTO, ACL_IDX_SPORT,
-    ACL_IDX_TCP_FLAGS, ACL_IDX_TTL, ACL_PFX_HDR_BITS, ACL_PORT_NONE, ACL_SLOTS, ACL_TCP_FLAGS_NONE, ACL_VEC_START_V4,
-    ACL_VEC_START_V6, ACL_WORDS, MAX_ACL_ENTRIES,
+    ACL_IDX_TCP_FLAGS, ACL_IDX_TTL, ACL_IDX_UDP_LEN, ACL_PFX_HDR_BITS, ACL_PORT_NONE, ACL_SLOTS, ACL_TCP_FLAGS_NONE,
+    ACL_UDP_LEN_NONE, ACL_VEC_START_V4, ACL_VEC_START_V6, ACL_WORDS, MAX_ACL_ENTRIES,
 };
 
 use crate::{
     maps::{ACL_HDR, ACL_IDX, ACL_PFX_V4, ACL_PFX_V6, ACL_RATE, ACL_RULES, ACL_STATS, ACL_VECS},
-    parse::Pkt,
+    parse::{Pkt, IPPROTO_UDP},
     policy::{cap_of, refill, NS},
 };
 
@@ -143,6 +143,9 @@ fn first_match(p: &Pkt, gen: u32) -> Option<u32> {
     let (it, ic) = if p.has_icmp { (p.icmp_type as u32, p.icmp_code as u32) } else { (ACL_ICMP_NONE, ACL_ICMP_NONE) };
     let itype = if f & af::ICMP_TYPE != 0 { idx_vec(gen, ACL_IDX_ICMP_TYPE, it)? } else { start };
     let icode = if f & af::ICMP_CODE != 0 { idx_vec(gen, ACL_IDX_ICMP_CODE, ic)? } else { start };
+    // RFC 8519's udp `length` is UDP's: UDP-Lite's field means coverage.
+    let ul = if p.has_ports && p.proto == IPPROTO_UDP { p.udp_len as u32 } else { ACL_UDP_LEN_NONE };
+    let ulen = if f & af::UDP_LEN != 0 { idx_vec(gen, ACL_IDX_UDP_LEN, ul)? } else { start };
 
     // Bounded by ACL_WORDS for the verifier, by n_words for speed.
     let mut w = 0usize;
@@ -165,6 +168,7 @@ fn first_match(p: &Pkt, gen: u32) -> Option<u32> {
                 & (*dport).words[w]
                 & (*itype).words[w]
                 & (*icode).words[w]
+                & (*ulen).words[w]
         };
         if x != 0 {
             return Some(w as u32 * 64 + lowest_bit(x));

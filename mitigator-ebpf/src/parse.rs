@@ -162,6 +162,8 @@ pub struct Pkt {
     pub ttl: u8,
     /// IPv4 total length / IPv6 payload length, from the header.
     pub ip_len: u16,
+    /// The UDP (or UDP-Lite) header's length field, when `has_ports`.
+    pub udp_len: u16,
     /// `mitigator_common::acl_frag` bits (df, isf, ff, lf).
     pub frag_bits: u8,
 }
@@ -393,6 +395,7 @@ pub fn parse_l4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
             let u = c.take::<UdpHdr>()?;
             pkt.sport = be16(unsafe { (*u).sport });
             pkt.dport = be16(unsafe { (*u).dport });
+            pkt.udp_len = be16(unsafe { (*u).len });
             pkt.has_ports = true;
         }
         IPPROTO_SCTP => {

@@ -364,6 +364,51 @@ fn length_and_ttl_ranges() {
 }
 
 #[test]
+fn udp_length_exact_and_range() {
+    // The UDP header's length field = 8 + payload (RFC 8783 7.1: udp `length`).
+    let ulen = |r: RangeInclusive<u16>| AclMatch { udp_length: Some(r), ..Default::default() };
+    field_cases(vec![
+        (
+            "udp len exact",
+            ulen(100..=100),
+            vec![v4().udp(1, 2).payload(92), v6().udp(1, 2).payload(92), v4().fragment(0, true).udp(1, 2).payload(92)],
+            vec![
+                v4().udp(1, 2).payload(91),
+                v4().udp(1, 2).payload(93),
+                // Same sizes, no UDP length field: TCP, UDP-Lite (its field
+                // is the checksum coverage), a non-first fragment.
+                v4().tcp(1, 2, 0x10).payload(80),
+                v4().udplite(1, 2).payload(92),
+                v4().fragment(8, false).udp(1, 2).payload(92),
+                v4(),
+            ],
+        ),
+        (
+            "udp len range",
+            ulen(8..=512),
+            vec![v4().udp(1, 2), v6().udp(1, 2).payload(504)],
+            vec![v4().udp(1, 2).payload(505), v6().icmp(128, 0)],
+        ),
+    ]);
+}
+
+#[test]
+fn truncated_udp_header_is_never_matched_on_udp_length() {
+    // An entry matching every UDP length: a UDP header cut short is not
+    // parsed, so the ACL never sees it and it passes untouched.
+    let d = dp_with(&drop_if(AclMatch { udp_length: Some(0..=65535), ..Default::default() }));
+    let (pkt, ends) = v4().udp(1, 2).payload(92).build_with_boundaries();
+    let l4_end = *ends.last().unwrap();
+    for cut in l4_end - 8..l4_end {
+        assert_eq!(run(&d, &pkt[..cut]), (XDP_PASS, IfaceVerdict::Unparsed), "cut at {cut}");
+    }
+    // The whole header is enough: the field says 100 whatever follows.
+    assert_eq!(run(&d, &pkt[..l4_end]), (XDP_DROP, AclDropped));
+    assert_eq!(run(&d, &pkt), (XDP_DROP, AclDropped));
+    assert_eq!(d.acl_stats(0).unwrap().packets, 2);
+}
+
+#[test]
 fn icmp_type_and_code() {
     let ic = |t: Option<u8>, c: Option<u8>| AclMatch { icmp_type: t, icmp_code: c, ..Default::default() };
     field_cases(vec![

@@ -27,6 +27,7 @@ fn registration_aliases_acls_and_capabilities_over_https() -> anyhow::Result<()>
     let r = lab.curl("alice", "GET", "capabilities", None)?;
     assert_eq!((r.status, r.content_type.as_str()), (200, "application/yang-data+json"), "{r:?}");
     assert_eq!(r.json()["ietf-dots-data-channel:capabilities"]["tcp"]["flags-bitmask"], true);
+    assert_eq!(r.json()["ietf-dots-data-channel:capabilities"]["udp"]["length"], true, "udp length (7.1): {r:?}");
 
     // Not registered yet: aliases have no parent (5.1).
     assert_eq!(lab.curl("alice", "POST", &me, Some(ALIAS))?.status, 404);

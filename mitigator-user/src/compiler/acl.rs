@@ -18,7 +18,7 @@
 //!
 //! Match fields the XDP program has no lookup for (DSCP, ECN, IHL, IPv4
 //! flags/offset/identification, flow label, TCP sequence numbers, window,
-//! options, UDP length, ICMP rest-of-header) are refused here, naming the
+//! options, ICMP rest-of-header) are refused here, naming the
 //! ACE and the field; what it has but cannot take in some combination is
 //! refused by `dataplane::acl::check` (same form, [`AceRefusal`]).
 
@@ -272,10 +272,8 @@ fn l4(l4: &Option<L4Match>, m: &mut AclMatch) -> Result<(), FieldError> {
             Ok(())
         }
         Some(L4Match::Udp(u)) => {
-            if u.length.is_some() {
-                return Err(unsupported("udp/length"));
-            }
             m.protocol = Some(17);
+            m.udp_length = u.length.map(|l| l..=l);
             m.src_ports = u.source_port_range_or_operator.map(ports);
             m.dst_ports = u.destination_port_range_or_operator.map(ports);
             Ok(())
@@ -435,5 +433,14 @@ mod tests {
         assert_eq!(e.len(), 5, "f: v4 only; t and i: both families");
         assert_eq!(e[1].matches.tcp_flags, Some(0x12));
         assert_eq!((e[3].matches.protocol, e[4].matches.protocol), (Some(1), Some(58)));
+    }
+
+    #[test]
+    fn udp_length_translates() {
+        let a = acls(r#"{"ietf-dots-data-channel:acls":{"acl":[{"name":"a","aces":{"ace":[
+          {"name":"u","matches":{"ipv4":{},"udp":{"length":100}},"actions":{"forwarding":"drop"}}]}}]}}"#);
+        let d = domain();
+        let (e, _) = compile(&[ClientAcls { cuid: "c", domain: &d, acls: &a, mitigating: true }], Scope::InForce).unwrap();
+        assert_eq!((e[0].matches.protocol, e[0].matches.udp_length.clone()), (Some(17), Some(100..=100)));
     }
 }

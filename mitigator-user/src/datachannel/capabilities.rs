@@ -44,7 +44,7 @@ pub fn capabilities() -> CapabilitiesBody {
                 port_range: t,
                 ..TcpCapabilities::default()
             }),
-            udp: Some(UdpCapabilities { source_port: t, destination_port: t, port_range: t, ..UdpCapabilities::default() }),
+            udp: Some(UdpCapabilities { length: t, source_port: t, destination_port: t, port_range: t }),
             icmp: Some(IcmpCapabilities { r#type: t, code: t, ..IcmpCapabilities::default() }),
         },
     }

@@ -11,8 +11,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mitigator_common::{
     acl_fields as af, acl_frag, acl_op, AclBits, AclHeader, AclRule, ACL_ICMP_NONE, ACL_IDX_DPORT, ACL_IDX_FRAG,
     ACL_IDX_ICMP_CODE, ACL_IDX_ICMP_TYPE, ACL_IDX_LEN, ACL_IDX_LEN_TOTAL, ACL_IDX_PROTO, ACL_IDX_SPORT,
-    ACL_IDX_TCP_FLAGS, ACL_IDX_TTL, ACL_PORT_NONE, ACL_TCP_FLAGS_NONE, ACL_WORDS, MAX_ACL_ENTRIES, MAX_ACL_PORT_RANGES,
-    MAX_ACL_VECS,
+    ACL_IDX_TCP_FLAGS, ACL_IDX_TTL, ACL_IDX_UDP_LEN, ACL_PORT_NONE, ACL_TCP_FLAGS_NONE, ACL_UDP_LEN_NONE, ACL_WORDS,
+    MAX_ACL_ENTRIES, MAX_ACL_PORT_RANGES, MAX_ACL_VECS,
 };
 
 use super::*;
@@ -31,6 +31,7 @@ struct Norm {
     flags: Option<(Option<BitmaskMatch>, Option<u8>)>,
     frag: Option<BitmaskMatch>,
     len: Option<(u32, u32)>,
+    ulen: Option<(u32, u32)>,
     ttl: Option<(u32, u32)>,
     itype: Option<u32>,
     icode: Option<u32>,
@@ -144,6 +145,7 @@ fn normalise(i: usize, e: &AclEntry) -> Result<Norm, AclError> {
         flags,
         frag: m.fragment,
         len: m.length.as_ref().map(|r| norm_range(i, "length", r)).transpose()?,
+        ulen: m.udp_length.as_ref().map(|r| norm_range(i, "udp_length", r)).transpose()?,
         ttl: m.ttl.as_ref().map(|r| norm_range(i, "ttl", r)).transpose()?,
         itype: m.icmp_type.map(u32::from),
         icode: m.icmp_code.map(u32::from),
@@ -382,6 +384,7 @@ pub(crate) fn compile(entries: &[AclEntry], slots: &[u32]) -> Result<AclContents
         (af::SPORT, ACL_IDX_SPORT, ACL_PORT_NONE, true, Box::new(|n: &Norm| n.sport.clone())),
         (af::DPORT, ACL_IDX_DPORT, ACL_PORT_NONE, true, Box::new(|n: &Norm| n.dport.clone())),
         (af::LEN, ACL_IDX_LEN, 65536, false, Box::new(|n: &Norm| n.len.map(|r| vec![r]))),
+        (af::UDP_LEN, ACL_IDX_UDP_LEN, ACL_UDP_LEN_NONE, true, Box::new(|n: &Norm| n.ulen.map(|r| vec![r]))),
     ];
     for (bit, off, domain, none, get) in ranges {
         if norm.iter().any(|n| get(n).is_some()) {

@@ -84,6 +84,10 @@ pub(super) fn encode(e: &AclEntry, slot: u32) -> AclRule {
         r.len = PortRange { lo: *l.start(), hi: *l.end() };
         s |= sp::LEN;
     }
+    if let Some(l) = &m.udp_length {
+        r.udp_len = PortRange { lo: *l.start(), hi: *l.end() };
+        s |= sp::UDP_LEN;
+    }
     if let Some(t) = &m.ttl {
         (r.ttl_lo, r.ttl_hi) = (*t.start(), *t.end());
         s |= sp::TTL;
@@ -132,6 +136,7 @@ pub(super) fn decode(r: &AclRule) -> AclEntry {
         tcp_flags: on(sp::TCP_FLAGS).then_some(r.tcp_flags),
         fragment: on(sp::FRAG).then_some(BitmaskMatch { operator: r.frag_op, bitmask: r.frag_type as u16 }),
         length: on(sp::LEN).then_some(r.len.lo..=r.len.hi),
+        udp_length: on(sp::UDP_LEN).then_some(r.udp_len.lo..=r.udp_len.hi),
         ttl: on(sp::TTL).then_some(r.ttl_lo..=r.ttl_hi),
         icmp_type: on(sp::ICMP_TYPE).then_some(r.icmp_type),
         icmp_code: on(sp::ICMP_CODE).then_some(r.icmp_code),

@@ -123,6 +123,9 @@ pub struct AclMatch {
     pub fragment: Option<BitmaskMatch>,
     /// IPv4 total length / IPv6 payload length.
     pub length: Option<RangeInclusive<u16>>,
+    /// The UDP header's length field: only UDP packets carrying the header
+    /// (not non-first fragments) match.
+    pub udp_length: Option<RangeInclusive<u16>>,
     /// TTL / hop limit.
     pub ttl: Option<RangeInclusive<u8>>,
     pub icmp_type: Option<u8>,

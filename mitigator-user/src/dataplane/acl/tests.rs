@@ -43,6 +43,7 @@ fn encode_roundtrips() {
         tcp_flags: Some(2),
         fragment: Some(BitmaskMatch { operator: acl_op::MATCH, bitmask: 2 }),
         length: Some(40..=1500),
+        udp_length: Some(8..=508),
         ttl: Some(1..=64),
         icmp_type: Some(8),
         icmp_code: Some(0),
