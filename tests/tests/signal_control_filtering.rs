@@ -164,3 +164,34 @@ fn libcoap_client_sends_an_acl_list() -> anyhow::Result<()> {
     assert_eq!(arrivals(&lab, &counter, 20)?, 20, "the ACL is out of force");
     Ok(())
 }
+
+#[test]
+fn mitigator_client_sends_acl_options() -> anyhow::Result<()> {
+    let (lab, a) = lab("mtg-scc")?;
+    let counter = UdpCounter::start(&lab.host, false, PORT)?;
+    let (cert, key) = lab.cert("alice");
+    let state = lab.pki.join("scc-client-state.json");
+    let client = |extra: &[&str]| -> anyhow::Result<(i32, String)> {
+        let mut args = vec!["client", "mitigate", "--target", HOST, "--proto", "udp", "--lifetime", "600"];
+        args.extend(extra);
+        let ca = lab.ca();
+        args.extend(["--server", "203.0.113.10", "--transport", "dtls", "--timeout", "3"]);
+        args.extend(["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap(), "--ca", ca.to_str().unwrap()]);
+        args.extend(["--state", state.to_str().unwrap()]);
+        let out = mitigator_tests::escalation::mitigator_in(&lab.client, &args)?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.code().unwrap_or(-1), text))
+    };
+    let (code, text) = client(&["--port", "9999", "--acl", "block=sometimes"])?;
+    assert!(code == 2 && text.contains("sometimes"), "a bad activation type is a usage error: {text}");
+    let (code, text) = client(&["--port", "9999"])?;
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = client(&["--port", "9998", "--acl", "nope=immediate"])?;
+    assert!(code == 3 && text.contains("4.04") && text.contains("nope"), "refused, naming the ACL: {text}");
+    assert_eq!(activation(&lab, &a)?, "deactivate");
+    let (code, text) = client(&["--port", "9998", "--acl", "block=immediate"])?;
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(activation(&lab, &a)?, "immediate");
+    assert_eq!(arrivals(&lab, &counter, 20)?, 0, "the ACL is in force");
+    Ok(())
+}
