@@ -257,7 +257,7 @@ impl Target {
     fn take(f: &mut Fields) -> Result<Self, SignalError> {
         Ok(Target {
             target_prefix: f.texts(id::TARGET_PREFIX)?.iter().map(|s| prefix(s)).collect::<Result<_, _>>()?,
-            target_port_range: port_ranges(f)?,
+            target_port_range: f.list_of(id::TARGET_PORT_RANGE, PortRange::from_node)?,
             target_protocol: f.uints(id::TARGET_PROTOCOL)?.into_iter().map(|p| p as u8).collect(),
             target_fqdn: f.texts(id::TARGET_FQDN)?,
             target_uri: f.texts(id::TARGET_URI)?,
@@ -292,11 +292,6 @@ fn prefix(s: &str) -> Result<IpPrefix, SignalError> {
         value: s.to_string(),
         reason: "not an IP prefix in CIDR notation with a length of at most 32 (IPv4) or 128 (IPv6)",
     })
-}
-
-fn port_ranges(f: &mut Fields) -> Result<Vec<PortRange>, SignalError> {
-    let l = f.list(id::TARGET_PORT_RANGE)?.unwrap_or_default();
-    l.into_iter().map(PortRange::from_node).collect()
 }
 
 impl PortRange {
@@ -362,7 +357,7 @@ impl Scope {
             pkts_dropped: f.uint(id::PKTS_DROPPED)?,
             pps_dropped: f.uint(id::PPS_DROPPED)?,
             attack_status: enum_of(&mut f, id::ATTACK_STATUS, AttackStatus::from_code)?,
-            acl_list: control_acls(&mut f)?,
+            acl_list: f.list_of(id::CONTROL_ACL_LIST, ControlAcl::from_node)?,
         };
         f.finish()?;
         Ok(s)
@@ -393,11 +388,6 @@ impl Scope {
         }
         b.build()
     }
-}
-
-fn control_acls(f: &mut Fields) -> Result<Vec<ControlAcl>, SignalError> {
-    let l = f.list(id::CONTROL_ACL_LIST)?.unwrap_or_default();
-    l.into_iter().map(ControlAcl::from_node).collect()
 }
 
 impl ControlAcl {

@@ -94,6 +94,10 @@ impl Fields {
             Some(_) => Err(wrong(id, "array")),
         }
     }
+    /// A list of containers, each read by `conv`; absent = empty.
+    pub fn list_of<T>(&mut self, id: u16, conv: fn(Node) -> Result<T, SignalError>) -> Result<Vec<T>, SignalError> {
+        self.list(id)?.unwrap_or_default().into_iter().map(conv).collect()
+    }
     pub fn texts(&mut self, id: u16) -> Result<Vec<String>, SignalError> {
         let l = self.list(id)?.unwrap_or_default();
         l.into_iter().map(|n| as_text(id, n)).collect()
