@@ -550,3 +550,41 @@ fn session_params_follow_mitigating_and_idle_config() {
     assert!(ev.contains(&DotsEvent::ActivityChanged { cuid: "a".into(), mitigating: false }));
     assert_eq!(st.session_params("a").heartbeat_interval, 0);
 }
+
+// ------------------------------------------------------------ RFC 9133
+
+fn with_acl(s: Scope, name: &str) -> Scope {
+    let acl = dots_proto::signal::ControlAcl {
+        acl_name: name.into(),
+        activation_type: Some(dots_proto::signal::ActivationType::Immediate),
+    };
+    Scope { acl_list: vec![acl], ..s }
+}
+
+#[test]
+fn acl_list_needs_an_active_mitigation_and_a_new_mid() {
+    let mut t = MitigationTable::default();
+    // 'idle' time: refused, nothing stored.
+    let e = put(&mut t, "a", 1, with_acl(scope(&["192.0.2.1/32"]), "x"), T0).unwrap_err();
+    assert_eq!(e.code, ResponseCode::BAD_REQUEST);
+    assert!(e.diagnostic.contains("idle"), "{e}");
+    assert!(mids(&t, "a").is_empty());
+    // A preconfigured request (status 8) is not active either.
+    put(&mut t, "a", 2, preconfigured(&["192.0.2.2/32"]), T0).unwrap();
+    assert_eq!(put(&mut t, "a", 3, with_acl(scope(&["192.0.2.1/32"]), "x"), T0).unwrap_err().code, ResponseCode::BAD_REQUEST);
+    // Mitigating: a new mid is accepted and keeps its acl-list for GET.
+    put(&mut t, "a", 4, scope(&["192.0.2.4/32"]), T0).unwrap();
+    put(&mut t, "a", 5, with_acl(scope(&["192.0.2.5/32"]), "x"), T0).unwrap();
+    assert_eq!(t.mitigation("a", 5).unwrap().to_scope(T0).acl_list[0].acl_name, "x");
+    // ... durably: the stored row (JSON) keeps it.
+    let m = t.mitigation("a", 5).unwrap();
+    let row = serde_json::to_string(m).unwrap();
+    assert!(row.contains(r#""acl_list":[{"acl-name":"x","activation-type":2}]"#), "{row}");
+    assert_eq!(&serde_json::from_str::<Mitigation>(&row).unwrap(), m);
+    // On an existing mid: a refresh must repeat, so 4.00 and no change.
+    let e = put(&mut t, "a", 4, with_acl(scope(&["192.0.2.4/32"]), "x"), T0 + S).unwrap_err();
+    assert!(e.code == ResponseCode::BAD_REQUEST && e.diagnostic.contains("new"), "{e}");
+    assert_eq!(t.mitigation("a", 4).unwrap().expires_ms, Some(T0 + 3600 * S));
+    // Another client's mitigation does not make this one mitigating.
+    assert_eq!(put(&mut t, "b", 1, with_acl(scope(&["192.0.2.9/32"]), "x"), T0).unwrap_err().code, ResponseCode::BAD_REQUEST);
+}
