@@ -19,6 +19,8 @@ use crate::dots::Refusal;
 pub(super) struct ControlPlan {
     pub old: DcClient,
     pub new: DcClient,
+    /// "name=activation-type" of each changed ACL, for the log.
+    pub summary: String,
 }
 
 impl Owner_ {
@@ -37,7 +39,8 @@ impl Owner_ {
         let changed = Acls { acl: new.acls.iter().filter(|x| acls.iter().any(|a| a.acl_name == x.name)).cloned().collect() };
         dots_proto::data::validate::validate_acls(&changed, &crate::datachannel::server::policy(&self.cfg))
             .map_err(|e| Refusal::bad_request(format!("'ietf-dots-signal-control:acl-list': {e}")))?;
-        Ok(Some(ControlPlan { old, new }))
+        let summary: Vec<String> = acls.iter().map(|a| format!("{}={}", a.acl_name, a.effective_activation())).collect();
+        Ok(Some(ControlPlan { old, new, summary: summary.join(", ") }))
     }
 
     /// Stores and enforces the plan (or, with `undo`, puts back what was).

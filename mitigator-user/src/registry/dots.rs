@@ -120,7 +120,7 @@ impl Owner_ {
                 self.dots = snapshot;
                 return Err(r);
             }
-            info!(cuid = %client.cuid, acls = plan.new.acls.len(), "ACL activation changed over the signal channel (RFC 9133)");
+            info!(cuid = %client.cuid, acls = %plan.summary, "ACL activation changed over the signal channel (RFC 9133)");
         }
         if let Err(e) = self.dots_effects(outcome.events) {
             self.dots_rollback(snapshot);
