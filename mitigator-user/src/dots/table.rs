@@ -285,12 +285,19 @@ impl MitigationTable {
     /// is already mitigating: "DOTS clients MUST NOT use the filtering
     /// control over DOTS signal channel in 'idle' time"; and a refresh
     /// must repeat its parameters (4.4.1.3), so a changed filter needs a
-    /// new 'mid'. Both 4.00.
+    /// new 'mid'. Both 4.00. The same 'acl-list' again on its own 'mid' is
+    /// a repeat, not a change: a refresh, or the client re-sending a
+    /// Non-confirmable request whose 2.01 was lost (it does so with a new
+    /// message id, so CoAP deduplication does not catch it); it is
+    /// answered as a refresh and changes no filter again.
     fn check_control_filtering(&self, cuid: &str, req: &MitigationRequest, exists: bool) -> Result<(), Refusal> {
         if req.acl_list.is_empty() {
             return Ok(());
         }
         if exists {
+            if self.mitigation(cuid, req.mid).is_some_and(|m| m.acl_list == req.acl_list) {
+                return Ok(());
+            }
             return Err(Refusal::bad_request(format!(
                 "mid {} exists: 'ietf-dots-signal-control:acl-list' needs a new mitigation request (a new 'mid'), not a refresh (RFC 9133)",
                 req.mid

@@ -107,14 +107,18 @@ impl Owner_ {
         }
         // A signal-channel request is a sign of life for the data channel too (RFC 8783 3.5).
         self.dc_touch(&client.cuid);
-        let control = self.control_plan(&client.cuid, &req.acl_list)?;
+        // RFC 9133 control happens once, when its 'mid' is created: a repeat
+        // of that request (a refresh, or a re-send whose 2.01 was lost) must
+        // not undo a change the client made since over the data channel.
+        let is_new = self.dots.get_mitigations(&client.cuid, Some(req.mid)).is_err();
+        let control = if is_new { self.control_plan(&client.cuid, &req.acl_list)? } else { None };
         let now = now_ms();
         let snapshot = self.dots.clone();
         let outcome = self.dots.put_mitigation(&client, req, prefixes, if_match, now)?;
         // The state machine accepted the request (in memory only so far):
         // now the ACL change, then the mitigation's own effects; a failure
         // of either undoes both.
-        let control = control.filter(|_| !matches!(outcome.response, PutResponse::Ignored));
+        let control = control.filter(|_| matches!(outcome.response, PutResponse::Created { .. }));
         if let Some(plan) = &control {
             if let Err(r) = self.control_commit(&client.cuid, plan, false) {
                 self.dots = snapshot;

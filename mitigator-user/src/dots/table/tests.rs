@@ -587,4 +587,12 @@ fn acl_list_needs_an_active_mitigation_and_a_new_mid() {
     assert_eq!(t.mitigation("a", 4).unwrap().expires_ms, Some(T0 + 3600 * S));
     // Another client's mitigation does not make this one mitigating.
     assert_eq!(put(&mut t, "b", 1, with_acl(scope(&["192.0.2.9/32"]), "x"), T0).unwrap_err().code, ResponseCode::BAD_REQUEST);
+    // The same acl-list again on its own mid (a re-send whose 2.01 was
+    // lost, or a refresh) is a refresh: 2.04, lifetime renewed.
+    let again = put(&mut t, "a", 5, with_acl(scope(&["192.0.2.5/32"]), "x"), T0 + S).unwrap();
+    assert_eq!(again.response.code(), Some(ResponseCode::CHANGED));
+    assert_eq!(t.mitigation("a", 5).unwrap().expires_ms, Some(T0 + S + 3600 * S));
+    // ... but another acl-list on that mid is a change: 4.00.
+    let e = put(&mut t, "a", 5, with_acl(scope(&["192.0.2.5/32"]), "y"), T0 + S).unwrap_err();
+    assert_eq!(e.code, ResponseCode::BAD_REQUEST);
 }
