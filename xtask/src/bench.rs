@@ -192,7 +192,11 @@ same 64-byte UDP datagram to port 9 (from 192.0.2.66 to 192.0.2.10). A veth acce
 while its NAPI is on (a native program attached, or GRO): GRO is on on the host's eth1 in all four cases \
 (`ethtool -K eth1 gro on`), so the cases differ only by the filter; TSO is off on the upstream's eth1, \
 since with it on the veth driver would send the client's TCP segments to the backlog instead of the \
-ring (attaching a native program turns the peer's TSO off anyway). Sent is the generator's count of \
+ring (attaching a native program turns the peer's TSO off anyway). The host eth1's ring is polled by a \
+NAPI kernel thread (threaded NAPI, `/sys/class/net/eth1/threaded`) pinned to CPU 0: without it the veth \
+polls in softirq on the CPU that queued the frames, the generator's, so the host's receive would be paid \
+by the attacker's CPU; here CPU 1 plays the attacker's machine and CPU 0 the host's (receive, client, \
+echo server and daemon). Sent is the generator's count of \
 frames it ran; lost is the host eth1's RX dropped (frames ndo_xdp_xmit could not queue: ring full); \
 host rx counts every frame the eth1 ring took, dropped by XDP or not; the run stops with an error if \
 fewer than half the sent frames reach the host's eth1. The daemon attaches to eth0 and eth1 and \

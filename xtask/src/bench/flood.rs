@@ -408,13 +408,32 @@ fn napi_threads() -> anyhow::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// A directory of this process's own, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("mtg-bench-flood-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn ifindex(h: &Host, dev: &str) -> anyhow::Result<u32> {
     link_show(h, dev)?[0]["ifindex"].as_u64().map(|i| i as u32).with_context(|| format!("{dev} has no ifindex"))
 }
 
 pub fn run(o: &Opts) -> anyhow::Result<Flood> {
-    step("flood: creating the lab (namespaces mtgb-{host,attacker,client} on a bridge, mtgb-upstream on the host's eth1)");
-    let mut lab = Lab::new("mtgb")?;
+    step("flood: creating the lab (namespaces mtgfl-{host,attacker,client} on a bridge, mtgfl-upstream on the host's eth1)");
+    // "mtgfl", not a prefix of another section's lab tag ("mtgb-xf"): a lab
+    // removes the leftovers of its tag's prefix when it starts.
+    let mut lab = Lab::new("mtgfl")?;
     let switch = lab.switch_ns().to_string();
     let host = lab.add_host("host", 10)?;
     let (upstream, host_link) = lab.add_link_host("upstream", 20, &host, LINK_DEV, 10)?;
@@ -430,14 +449,17 @@ pub fn run(o: &Opts) -> anyhow::Result<Flood> {
     }
     traffic::echo_server(&hosts.host, PORT)?;
     traffic::echo_server(&hosts.host_link, PORT)?;
-    let trafgen_conf = o.work.join("flood.trafgen");
+    // A scratch directory of this process: benches of other worktrees share
+    // `o.work`'s name and remove it when they start.
+    let work = Scratch::new()?;
+    let trafgen_conf = work.0.join("flood.trafgen");
     std::fs::write(&trafgen_conf, trafgen_conf_text(&hosts.attacker, &hosts.host)?)?;
     let xdp_trafficgen = xdpgen::probe_xdp_trafficgen(&hosts.upstream, LINK_DEV, &mac(&hosts.host, LINK_DEV)?, hosts.host_link.v4);
     step(&format!("flood: xdp-trafficgen on {LINK_DEV}: {xdp_trafficgen}"));
-    let bpffs = PrivateBpffs::mount(&o.work.join("bpffs-flood"))?;
+    let bpffs = PrivateBpffs::mount(&work.0.join("bpffs"))?;
     let src = Sources {
         trafgen_conf,
-        xdp_prog: xdpgen::Program::load(&o.work, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?)?,
+        xdp_prog: xdpgen::Program::load(&work.0, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?)?,
         xdp_frame: xdpgen::udp_frame(mac_bytes(&hosts.host, LINK_DEV)?, mac_bytes(&hosts.upstream, LINK_DEV)?, LINK_FLOOD_SRC, hosts.host_link.v4),
     };
     let mut rows = vec![];

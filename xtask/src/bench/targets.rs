@@ -103,16 +103,21 @@ fn flood(fl: Option<&Flood>) -> Target {
 }
 
 const FLOOD_MISSED: &str = "Judged on the XDP-frame generator, whose frames reach the host's native \
-    program before any skb exists, as a NIC's would. With trafgen the flood arrives as skbs that its \
-    AF_PACKET socket allocated, with little headroom, and both XDP paths need 256 bytes of headroom and \
-    a private linear buffer, so the kernel copies every flood packet first (the veth driver's native XDP \
-    path into a page of its own; the generic path reallocates it), while the nftables ingress hook drops \
-    the skb as it is; a native program also moves all of the host veth's receive onto its NAPI ring, \
-    shared by the flood and the legitimate packets: there an nftables ingress rule is as cheap as XDP or \
-    cheaper. With XDP frames, the receive ring of the host's veth and its NAPI poll run on the \
-    generator's CPU, which the generator also needs; the flood fills the 256-frame veth ring whatever \
-    the filter, and the client's segments are lost with the flood's when it is full (the \"lost\" \
-    column). What would reach it: a NIC with a ring per CPU (RSS), the generator on another machine.";
+    program before any skb exists, as a NIC's would. There the generator, alone on CPU 1, offers more \
+    than any of the filters can take off the host eth1's 256-frame veth ring on CPU 0, so the ring is \
+    full in all four cases (the \"lost\" column): a legitimate segment waits behind a full ring, or is \
+    lost with the flood's frames and retransmitted, and transactions/s follow the rate at which the \
+    filter empties the ring (the \"host eth1 rx\" column), which the native program raises by the ratio \
+    in the table, not by 5×, while it shares CPU 0 with the client, the echo server and the daemon. \
+    With trafgen the flood arrives as skbs that its AF_PACKET socket allocated, with little headroom, \
+    and both XDP paths need 256 bytes of headroom and a private linear buffer, so the kernel copies every \
+    flood packet first (the veth driver's native XDP path into a page of its own; the generic path \
+    reallocates it), while the nftables ingress hook drops the skb as it is; a native program also moves \
+    all of the host veth's receive onto its NAPI ring, shared by the flood and the legitimate packets: \
+    there an nftables ingress rule is as cheap as XDP or cheaper. What would reach it (not measured \
+    here): a flood that the native program keeps up with and nftables does not (a paced generator \
+    between the two drop rates: native keeps the ring nearly empty, nftables leaves it full), or a NIC \
+    with a ring per CPU (RSS) and the generator on another machine.";
 
 fn request_to_drop(cp: Option<&Control>) -> Target {
     let mut t = Target {

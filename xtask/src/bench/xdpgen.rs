@@ -14,7 +14,6 @@ use std::{
     ffi::CString,
     net::Ipv4Addr,
     path::Path,
-    process::Command,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc::Sender,
@@ -26,7 +25,7 @@ use std::{
 use anyhow::{bail, Context};
 use mitigator_tests::Host;
 
-use super::progrun::PrivateBpffs;
+use super::progrun::{self, PrivateBpffs};
 
 /// The program: redirect every frame out of IFINDEX (set at compile time).
 /// bpf_redirect is helper 23 (include/uapi/linux/bpf.h).
@@ -137,15 +136,7 @@ pub struct Program {
 impl Program {
     /// Compiles and loads the program that sends out of `ifindex`.
     pub fn load(work: &Path, bpffs: &PrivateBpffs, ifindex: u32) -> anyhow::Result<Program> {
-        let c = work.join("xdp_flood.c");
-        let o = work.join("xdp_flood.o");
-        std::fs::write(&c, PROG_C)?;
-        crate::run(Command::new("clang").args(["-O2", "-target", "bpf", &format!("-DIFINDEX={ifindex}"), "-c"]).arg(&c).arg("-o").arg(&o))
-            .context("compiling the flood generator's XDP program (needs clang)")?;
-        let pin = bpffs.dir.join("xdp_flood");
-        let _ = std::fs::remove_file(&pin);
-        crate::run(Command::new("bpftool").args(["prog", "load"]).arg(&o).arg(&pin).args(["type", "xdp"]))?;
-        Ok(Program { pin })
+        Ok(Program { pin: progrun::load_c(work, bpffs, "xdp_flood", PROG_C, &[&format!("-DIFINDEX={ifindex}")])? })
     }
 
     fn fd(&self) -> anyhow::Result<i32> {
