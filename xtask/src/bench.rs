@@ -185,7 +185,9 @@ the flood's generator and the legitimate client: as on a NIC, the flood and the 
 the host's eth1 receive ring and its NAPI poll. The generator is what xdp-trafficgen (xdp-tools) does, \
 in `xtask/src/bench/xdpgen.rs`: an XDP program that redirects every frame out of the upstream's eth1 \
 (`bpf_redirect`), run by BPF_PROG_TEST_RUN with `BPF_F_TEST_XDP_LIVE_FRAMES` ({} frames a call, in a \
-loop, on a thread pinned to CPU 1 as trafgen is); the veth driver's ndo_xdp_xmit puts each frame on the \
+loop, on a thread pinned to CPU 1 as trafgen is; each call also costs about 24 ms of setup and teardown \
+whatever its size, during which nothing is sent, so the flood is on about 90% of the time; this also \
+rules out pacing it to a fixed rate, which would need short calls); the veth driver's ndo_xdp_xmit puts each frame on the \
 host eth1's ring as an xdp_frame, so a native program on eth1 sees it before any skb exists, as a NIC \
 driver's program does, while the other cases get it as an skb built from that frame. The frame is the \
 same 64-byte UDP datagram to port 9 (from 192.0.2.66 to 192.0.2.10). A veth accepts xdp_frames only \
@@ -196,8 +198,10 @@ ring (attaching a native program turns the peer's TSO off anyway). The host eth1
 NAPI kernel thread (threaded NAPI, `/sys/class/net/eth1/threaded`) pinned to CPU 0: without it the veth \
 polls in softirq on the CPU that queued the frames, the generator's, so the host's receive would be paid \
 by the attacker's CPU; here CPU 1 plays the attacker's machine and CPU 0 the host's (receive, client, \
-echo server and daemon). Sent is the generator's count of \
-frames it ran; lost is the host eth1's RX dropped (frames ndo_xdp_xmit could not queue: ring full); \
+echo server and daemon). Sent is the upstream eth1's TX \
+packets plus TX dropped (the veth counts there the frames its peer took and those ndo_xdp_xmit could not \
+queue; the client's few thousand packets/s are in it too); lost is the host eth1's RX dropped (the \
+frames ndo_xdp_xmit could not queue: ring full); \
 host rx counts every frame the eth1 ring took, dropped by XDP or not; the run stops with an error if \
 fewer than half the sent frames reach the host's eth1. The daemon attaches to eth0 and eth1 and \
 protects both addresses; the nftables rule is on eth1, for 192.0.2.10. The client is the same \

@@ -77,7 +77,8 @@ pub struct Measured {
     pub filter: Filter,
     pub window_s: f64,
     /// trafgen: attacker eth0 TX packets/s, what it got onto the wire;
-    /// live frames: frames the generator's program redirected per second.
+    /// live frames: upstream eth1 TX packets + TX dropped per second (the
+    /// veth counts frames its peer took and frames it could not queue).
     pub sent_pps: f64,
     /// Frames lost before any filter ran, legitimate or not. trafgen: the
     /// bridge could not hand them to the host's veth (TX drops of its
@@ -211,7 +212,9 @@ fn snapshot(h: &Hosts, path: &Path, gen: &Running, inst: &Installed) -> anyhow::
     Ok(Snapshot {
         sent: match gen {
             Running::Trafgen(_) => link_counter(&h.attacker.ns, "eth0", "tx", "packets")?,
-            Running::Xdp(f) => f.sent(),
+            // Every frame handed to the veth, queued or not (its count of
+            // frames run moves by whole calls, too coarse for a window).
+            Running::Xdp(_) => link_counter(&h.upstream.ns, path.dev, "tx", "packets")? + link_counter(&h.upstream.ns, path.dev, "tx", "dropped")?,
         },
         rx: link_counter(&h.host.ns, path.dev, "rx", "packets")?,
         ring_drops: match gen {
@@ -498,7 +501,7 @@ fn table<'a>(g: Generator, rows: impl Iterator<Item = &'a Measured>) -> Table {
         Generator::XdpFrames => (
             "flood_xdp",
             "UDP flood as XDP frames (live-frames generator, veth pair straight into eth1), with legitimate TCP transactions",
-            ["sent pps (frames the generator redirected)", "lost before the host's filter pps (host eth1 RX dropped: veth ring full)", "host eth1 rx pps (ip -s link)"],
+            ["sent pps (upstream eth1 TX packets + TX dropped)", "lost before the host's filter pps (host eth1 RX dropped: veth ring full)", "host eth1 rx pps (ip -s link)"],
         ),
     };
     let mut t = Table::new(

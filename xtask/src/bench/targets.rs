@@ -103,21 +103,22 @@ fn flood(fl: Option<&Flood>) -> Target {
 }
 
 const FLOOD_MISSED: &str = "Judged on the XDP-frame generator, whose frames reach the host's native \
-    program before any skb exists, as a NIC's would. There the generator, alone on CPU 1, offers more \
-    than any of the filters can take off the host eth1's 256-frame veth ring on CPU 0, so the ring is \
-    full in all four cases (the \"lost\" column): a legitimate segment waits behind a full ring, or is \
-    lost with the flood's frames and retransmitted, and transactions/s follow the rate at which the \
-    filter empties the ring (the \"host eth1 rx\" column), which the native program raises by the ratio \
-    in the table, not by 5×, while it shares CPU 0 with the client, the echo server and the daemon. \
-    With trafgen the flood arrives as skbs that its AF_PACKET socket allocated, with little headroom, \
-    and both XDP paths need 256 bytes of headroom and a private linear buffer, so the kernel copies every \
-    flood packet first (the veth driver's native XDP path into a page of its own; the generic path \
-    reallocates it), while the nftables ingress hook drops the skb as it is; a native program also moves \
-    all of the host veth's receive onto its NAPI ring, shared by the flood and the legitimate packets: \
-    there an nftables ingress rule is as cheap as XDP or cheaper. What would reach it (not measured \
-    here): a flood that the native program keeps up with and nftables does not (a paced generator \
-    between the two drop rates: native keeps the ring nearly empty, nftables leaves it full), or a NIC \
-    with a ring per CPU (RSS) and the generator on another machine.";
+    program before any skb exists, as a NIC's would. There the generator, alone on CPU 1, offers several \
+    times what any of the filters takes off the host eth1's 256-frame veth ring on CPU 0, so the ring is \
+    full nearly all the time in all four cases, and the frames it cannot take are lost at it (the \"lost\" \
+    column: most of what is sent). The client's segments share that ring and are lost in the same \
+    proportion whatever the filter, so TCP lives on retransmissions and transactions/s are low in all \
+    four cases: the native program takes about twice as many frames/s off the ring as nftables (\"host \
+    eth1 rx\"), which does not help legitimate packets while the flood still exceeds it. With trafgen the \
+    flood arrives as skbs that its AF_PACKET socket allocated, with little headroom, and both XDP paths \
+    need 256 bytes of headroom and a private linear buffer, so the kernel copies every flood packet first \
+    (the veth driver's native XDP path into a page of its own; the generic path reallocates it), while the \
+    nftables ingress hook drops the skb as it is: there an nftables ingress rule is as cheap as XDP or \
+    cheaper. What would show the 5× if it is there (not measured here): a flood the native program keeps \
+    up with and nftables does not, that is a steady rate between their two \"host eth1 rx\" figures; the \
+    live-frames generator cannot be paced (each call costs about 24 ms whatever its size, so short calls \
+    make bursts), so that needs another generator (AF_XDP transmit, or a machine with a NIC); and on a \
+    real host, a NIC with a ring per CPU (RSS).";
 
 fn request_to_drop(cp: Option<&Control>) -> Target {
     let mut t = Target {
