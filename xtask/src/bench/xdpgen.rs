@@ -222,3 +222,23 @@ fn send_loop(fd: i32, frame: &[u8], cpu: usize, stop: &AtomicBool, sent: &Atomic
     unsafe { libc::close(fd) };
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_is_64_bytes_on_the_wire_with_a_valid_ipv4_header() {
+        let f = udp_frame([2; 6], [4; 6], Ipv4Addr::new(192, 0, 2, 66), Ipv4Addr::new(192, 0, 2, 10));
+        assert_eq!(f.len() + 4, 64, "60 bytes + FCS, as trafgen's frame");
+        // A header with its checksum sums to 0xffff in one's complement (RFC 1071).
+        let mut sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff, "IPv4 header checksum");
+        assert_eq!(u16::from_be_bytes([f[16], f[17]]) as usize, f.len() - 14, "IPv4 total length");
+        assert_eq!(u16::from_be_bytes([f[38], f[39]]) as usize, f.len() - 34, "UDP length");
+        assert_eq!(&f[26..34], &[192, 0, 2, 66, 192, 0, 2, 10]);
+    }
+}
