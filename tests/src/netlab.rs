@@ -114,6 +114,13 @@ impl Lab {
         Ok(sender + switch)
     }
 
+    /// Datagrams the kernel dropped on `from`'s `dev` before the far end's
+    /// XDP program saw them (its peer's ring or backlog was full): the
+    /// `drops_between` of a link made by `add_link_host`.
+    pub fn link_drops(&self, from: &Host, dev: &str) -> anyhow::Result<u64> {
+        tx_dropped(&["ip", "-n", &from.ns, "-s", "-j", "link", "show", dev])
+    }
+
     fn sw(&self, args: &[&str]) -> anyhow::Result<Output> {
         let mut full = vec!["ip", "netns", "exec", self.switch.as_str()];
         full.extend_from_slice(args);
@@ -151,6 +158,28 @@ impl Lab {
         h(&["ip", "link", "set", "eth0", "up"])?;
         self.hosts.push(host.clone());
         Ok(host)
+    }
+
+    /// Adds a host `name` joined to `to` by a veth pair of its own, named
+    /// `dev` at both ends, outside the bridge: a point-to-point link in
+    /// 192.0.2.0/24 and 2001:db8:2::/64 (TEST-NET-1), where the new host is
+    /// .`n` and `to` is .`to_n`. Returns the new host and `to` as seen on
+    /// that link (same namespace, the link's addresses).
+    pub fn add_link_host(&mut self, name: &str, n: u8, to: &Host, dev: &str, to_n: u8) -> anyhow::Result<(Host, Host)> {
+        let ns = format!("{}-{name}", self.tag);
+        run(&["ip", "netns", "add", &ns])?;
+        run(&["ip", "link", "add", dev, "netns", &ns, "type", "veth", "peer", "name", dev, "netns", &to.ns])?;
+        let new = Host { ns: ns.clone(), v4: Ipv4Addr::new(192, 0, 2, n), v6: format!("2001:db8:2::{n}").parse()? };
+        let far = Host { ns: to.ns.clone(), v4: Ipv4Addr::new(192, 0, 2, to_n), v6: format!("2001:db8:2::{to_n}").parse()? };
+        self.hosts.push(new.clone());
+        for h in [&new, &far] {
+            let ip = |args: &[&str]| run(&[&["ip", "-n", h.ns.as_str()], args].concat());
+            ip(&["link", "set", "lo", "up"])?;
+            ip(&["addr", "add", &format!("{}/24", h.v4), "dev", dev])?;
+            ip(&["addr", "add", &format!("{}/64", h.v6), "dev", dev, "nodad"])?;
+            ip(&["link", "set", dev, "up"])?;
+        }
+        Ok((new, far))
     }
 }
 

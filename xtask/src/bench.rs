@@ -5,8 +5,9 @@
 //! 1. `perpacket`: ns/packet through BPF_PROG_TEST_RUN — XDP_PASS floor,
 //!    ours, xdp-filter — on the same packet files.
 //! 2. `scaling`: ns/packet and install time at 1 … 1M entries.
-//! 3. `flood`: UDP flood over veth between namespaces (trafgen) against no
-//!    filter, nftables, ours generic and native, with TCP transactions.
+//! 3. `flood`: UDP flood over veth between namespaces against no filter,
+//!    nftables, ours generic and native, with TCP transactions; from trafgen
+//!    (skbs) and from a live-frames XDP generator (xdp_frames, `xdpgen`).
 //! 4. `control`: the DOTS control plane — request → first drop, requests/s,
 //!    RSS with 10,000 idle sessions (`control_*` modules).
 //! 5. `targets`: met / not met.
@@ -27,6 +28,7 @@ mod report;
 mod scaling;
 mod targets;
 mod xdpfilter;
+mod xdpgen;
 
 use std::{
     path::{Path, PathBuf},
@@ -110,7 +112,7 @@ pub fn bench(repeat: u32, rounds: u32, seconds: u64, sections: &[Section], out: 
     let mut tables: Vec<&Table> = vec![];
     tables.extend(pp.as_ref().map(|p| &p.table));
     tables.extend(sc.as_ref().map(|s| &s.table));
-    tables.extend(fl.as_ref().map(|f| &f.table));
+    tables.extend(fl.iter().flat_map(|f| &f.tables));
     tables.extend(cp.iter().flat_map(|c| [&c.table, &c.samples]));
     tables.push(&ttable);
     report::write_csvs(&out, &tables)?;
@@ -153,7 +155,9 @@ target. The packet (UDP) hits the middle entry, and is measured with `Dataplane:
 warm-cache cost; a flood from random sources over a 1M-entry map would see cache misses on top.";
 
 const FLOOD_METHOD: &str = "\
-A lab of three network namespaces on a bridge (`mitigator_tests::Lab`): the protected host \
+Two generators, two ways into the protected host; the first table is trafgen's, the second the \
+live-frames generator's, and the target in section 5 is judged on the second (it says why). \
+\n\n**trafgen.** A lab of three network namespaces on a bridge (`mitigator_tests::Lab`): the protected host \
 203.0.113.10 with a TCP echo service on port 8080, an attacker 203.0.113.66 and a client \
 203.0.113.20. trafgen (netsniff-ng) floods the host with 64-byte UDP frames to port 9 from the \
 attacker (`timeout -s INT … taskset -c 1 trafgen --dev eth0 --cpus 1`), pinned to CPU 1. After \
@@ -171,6 +175,48 @@ daemon share the other. trafgen sends as fast as it can, so a cheaper receive pa
 more: the offered load differs between cases (sent pps), and transactions/s should be read \
 together with it. Nothing is lost between the bridge and the host's veth in these runs unless the \
 \"lost\" column says so.";
+
+/// The live-frames generator's method, with what xdp-trafficgen answered.
+fn flood_xdp_method(xdp_trafficgen: &str) -> String {
+    format!(
+        "**XDP live frames.** The same host has a second interface, eth1 (192.0.2.10), joined by a veth \
+pair of its own, with no bridge, to an upstream namespace (192.0.2.20 and 192.0.2.66), which holds both \
+the flood's generator and the legitimate client: as on a NIC, the flood and the client's packets share \
+the host's eth1 receive ring and its NAPI poll. The generator is what xdp-trafficgen (xdp-tools) does, \
+in `xtask/src/bench/xdpgen.rs`: an XDP program that redirects every frame out of the upstream's eth1 \
+(`bpf_redirect`), run by BPF_PROG_TEST_RUN with `BPF_F_TEST_XDP_LIVE_FRAMES` ({} frames a call, in a \
+loop, on a thread pinned to CPU 1 as trafgen is; each call also costs about 24 ms of setup and teardown \
+whatever its size, during which nothing is sent, so the flood is on about 90% of the time; this also \
+rules out pacing it to a fixed rate, which would need short calls); the veth driver's ndo_xdp_xmit puts each frame on the \
+host eth1's ring as an xdp_frame, so a native program on eth1 sees it before any skb exists, as a NIC \
+driver's program does, while the other cases get it as an skb built from that frame. The frame is the \
+same 64-byte UDP datagram to port 9 (from 192.0.2.66 to 192.0.2.10). A veth accepts xdp_frames only \
+while its NAPI is on (a native program attached, or GRO): GRO is on on the host's eth1 in all four cases \
+(`ethtool -K eth1 gro on`), so the cases differ only by the filter; TSO is off on the upstream's eth1, \
+since with it on the veth driver would send the client's TCP segments to the backlog instead of the \
+ring (attaching a native program turns the peer's TSO off anyway). The host eth1's ring is polled by a \
+NAPI kernel thread (threaded NAPI, `/sys/class/net/eth1/threaded`) pinned to CPU 0: without it the veth \
+polls in softirq on the CPU that queued the frames, the generator's, so the host's receive would be paid \
+by the attacker's CPU; here CPU 1 plays the attacker's machine and CPU 0 the host's (receive, client, \
+echo server and daemon). Sent is the upstream eth1's TX \
+packets plus TX dropped (the veth counts there the frames its peer took and those ndo_xdp_xmit could not \
+queue; the client's few thousand packets/s are in it too); lost is the host eth1's RX dropped (the \
+frames ndo_xdp_xmit could not queue: ring full); \
+host rx counts every frame the eth1 ring took, dropped by XDP or not; the run stops with an error if \
+fewer than half the sent frames reach the host's eth1. The daemon attaches to eth0 and eth1 and \
+protects both addresses; the nftables rule is on eth1, for 192.0.2.10. The client is the same \
+(`tcp_rate`, fresh connection per transaction), from the upstream namespace to 192.0.2.10.\n\n\
+xdp-trafficgen itself (Debian's xdp-tools 1.3.1) does not start on this kernel; asked for a \
+flood out of the upstream's eth1 it answered: `{}`. Its BPF object holds programs for the \
+`xdp_redirect_map` and `xdp_redirect_map_err` tracepoints, which Linux removed in mid-2025 \
+(commit a9a5f41b04dd, \"xdp: Remove unused events xdp_redirect_map and xdp_redirect_map_err\"; this \
+kernel's /sys/kernel/tracing/events/xdp has xdp_redirect and xdp_redirect_err only), so libbpf cannot \
+resolve their BTF ids and the whole object fails to load. The generator here uses the \
+same kernel facility without those tracepoints.",
+        xdpgen::REPEAT,
+        xdp_trafficgen.replace('`', "'")
+    )
+}
 
 #[allow(clippy::too_many_arguments)]
 fn document(
@@ -199,7 +245,13 @@ fn document(
     d += "\n## 2. Scaling with the number of entries\n\n";
     d += &section(sc.map(|s| &s.table), SCALING_METHOD);
     d += "\n## 3. End to end: UDP flood over veth\n\n";
-    d += &section(fl.map(|f| &f.table), FLOOD_METHOD);
+    d += &match fl {
+        Some(f) => {
+            let tables: String = f.tables.iter().map(|t| format!("{}\nCSV: `benchmarks/{}.csv`\n\n", t.markdown(), t.stem)).collect();
+            format!("{FLOOD_METHOD}\n\n{}\n\n{}{}", flood_xdp_method(&f.xdp_trafficgen), tables.trim_end(), "\n")
+        }
+        None => "Not run in this invocation.\n".to_string(),
+    };
     d += "\n## 4. Control plane\n\n";
     d += &match cp {
         Some(c) => format!("{}\n\n{}\nCSV: `benchmarks/{}.csv`; every latency sample: `benchmarks/{}.csv`\n", control::method(), c.table.markdown(), c.table.stem, c.samples.stem),

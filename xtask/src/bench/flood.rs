@@ -1,14 +1,22 @@
-//! Table 3: end to end over veth. trafgen floods the protected host with
-//! UDP from an attacker namespace while a client namespace does TCP
-//! request/response transactions with the host's echo service; the same
-//! flood runs against no filter, an nftables drop rule in the netdev
-//! ingress hook, and our daemon with the program attached generic and native.
+//! Table 3: end to end over veth. A generator floods the protected host
+//! with UDP while a client does TCP request/response transactions with the
+//! host's echo service; the same flood runs against no filter, an nftables
+//! drop rule in the netdev ingress hook, and our daemon with the program
+//! attached generic and native. Two generators, two paths into the host:
 //!
-//! All three namespaces sit on the lab's bridge (tests/src/netlab.rs), so a
-//! flood packet crosses attacker veth → bridge → host veth; everything
-//! stays inside the lab. trafgen is pinned to CPU 1 and stopped by
-//! `timeout`; on 2 cores it competes with the receive path (which for veth
-//! runs mostly on the sending CPU) and with the client and server.
+//! - trafgen (the issue's generator) from an attacker namespace on the lab's
+//!   bridge (tests/src/netlab.rs): attacker veth → bridge → host eth0. Its
+//!   frames are skbs from an AF_PACKET socket before any filter sees them.
+//! - the live-frames generator (`xdpgen`, what xdp-trafficgen does) from an
+//!   upstream namespace over a veth pair of its own straight into the host's
+//!   eth1: its frames reach the host as xdp_frames, as a NIC's ring would
+//!   hand them to a native program. The client sits in the same upstream
+//!   namespace, so its packets share the host's eth1 receive ring and NAPI
+//!   poll with the flood, as all traffic shares a NIC's.
+//!
+//! Generators are pinned to CPU 1; on 2 cores they compete with the
+//! receive path (which for veth runs mostly on the sending CPU) and with the
+//! client and server.
 
 use std::{
     process::{Command, Stdio},
@@ -18,8 +26,28 @@ use std::{
 use anyhow::{bail, Context};
 use mitigator_tests::{traffic, Daemon, Host, Lab};
 
-use super::{report::Table, Opts};
+use super::{progrun::PrivateBpffs, report::Table, xdpgen, Opts};
 use crate::step;
+
+/// How the flood is made and which way it enters the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generator {
+    /// trafgen over the bridge into eth0: skbs.
+    Trafgen,
+    /// Live-frames XDP over a veth pair into eth1: xdp_frames.
+    XdpFrames,
+}
+
+impl Generator {
+    pub const ALL: [Generator; 2] = [Generator::Trafgen, Generator::XdpFrames];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Trafgen => "trafgen (AF_PACKET skbs, over the bridge)",
+            Generator::XdpFrames => "XDP live frames (xdp_frames, veth pair straight into the host)",
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Filter {
@@ -45,14 +73,19 @@ impl Filter {
 /// What one case measured, over the measurement window.
 #[derive(Clone, Debug)]
 pub struct Measured {
+    pub generator: Generator,
     pub filter: Filter,
     pub window_s: f64,
-    /// Attacker eth0 TX packets/s: what trafgen got onto the wire.
+    /// trafgen: attacker eth0 TX packets/s, what it got onto the wire;
+    /// live frames: upstream eth1 TX packets + TX dropped per second (the
+    /// veth counts frames its peer took and frames it could not queue).
     pub sent_pps: f64,
-    /// Frames the bridge could not hand to the host's veth (TX drops of
-    /// its bridge port): lost before any filter ran, legitimate or not.
+    /// Frames lost before any filter ran, legitimate or not. trafgen: the
+    /// bridge could not hand them to the host's veth (TX drops of its
+    /// bridge port); live frames: the host veth's ring was full (its RX
+    /// dropped, which counts failed ndo_xdp_xmit).
     pub ring_drop_pps: f64,
-    /// Host eth0 RX packets/s (`ip -s link`).
+    /// Host RX packets/s on the flooded interface (`ip -s link`).
     pub rx_pps: f64,
     /// Drops/s by the filter's own counter (XDP counters, nft counter).
     pub dropped_pps: Option<f64>,
@@ -67,12 +100,27 @@ impl Measured {
 }
 
 pub struct Flood {
-    pub table: Table,
+    /// One table per generator, in `Generator::ALL` order.
+    pub tables: Vec<Table>,
     pub rows: Vec<Measured>,
+    /// What xdp-trafficgen answered when tried on the direct link.
+    pub xdp_trafficgen: String,
+}
+
+impl Flood {
+    /// TCP transactions/s of one case, if it ran.
+    pub fn tps(&self, g: Generator, f: Filter) -> Option<f64> {
+        self.rows.iter().find(|m| m.generator == g && m.filter == f).map(Measured::tps)
+    }
 }
 
 const PORT: u16 = 8080;
 const NFT_TABLE: &str = "mtgbench";
+/// The host's second interface, on the upstream link.
+const LINK_DEV: &str = "eth1";
+/// The spoofed source of the live-frames flood (an address of the upstream
+/// namespace, so that the host's ICMP answers resolve, as trafgen's do).
+const LINK_FLOOD_SRC: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 66);
 
 /// A filter in place on the host, removed on drop.
 enum Installed {
@@ -97,22 +145,24 @@ fn ok_output(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn install(f: Filter, host: &Host) -> anyhow::Result<Installed> {
+fn install(f: Filter, lab: &Hosts, path: &Path) -> anyhow::Result<Installed> {
     Ok(match f {
         Filter::None => Installed::None,
         Filter::Nftables => {
             let rules = format!(
-                "table netdev {NFT_TABLE} {{\n  chain ingress {{\n    type filter hook ingress device \"eth0\" priority 0;\n    \
+                "table netdev {NFT_TABLE} {{\n  chain ingress {{\n    type filter hook ingress device \"{}\" priority 0;\n    \
                  ip daddr {} meta l4proto udp counter drop\n  }}\n}}\n",
-                host.v4
+                path.dev, path.target.v4
             );
-            ok_output(host.command("nft").args(["-f", "-"]).stdin(write_stdin(&rules)?))?;
-            Installed::Nft(host.clone())
+            ok_output(lab.host.command("nft").args(["-f", "-"]).stdin(write_stdin(&rules)?))?;
+            Installed::Nft(lab.host.clone())
         }
         Filter::Generic | Filter::Native => {
+            // One daemon on both of the host's interfaces, protecting its
+            // address on each, whichever path is flooded.
             let mode = if f == Filter::Native { "native" } else { "generic" };
-            let d = Daemon::start(host, &format!("bench-{mode}"), &format!("interfaces = [\"eth0\"]\nattach_mode = \"{mode}\""), "")?;
-            d.cli(&["protect", &host.v4.to_string(), "--proto", "udp", "--countermeasure", "drop-all"])?;
+            let d = Daemon::start(&lab.host, &format!("bench-{mode}"), &format!("interfaces = [\"eth0\", \"{LINK_DEV}\"]\nattach_mode = \"{mode}\""), "")?;
+            d.cli(&["protect", &lab.host.v4.to_string(), &lab.host_link.v4.to_string(), "--proto", "udp", "--countermeasure", "drop-all"])?;
             Installed::Daemon(Box::new(d))
         }
     })
@@ -127,9 +177,18 @@ fn write_stdin(s: &str) -> anyhow::Result<Stdio> {
     Ok(Stdio::from(f))
 }
 
-fn mac(h: &Host) -> anyhow::Result<String> {
-    let v: serde_json::Value = serde_json::from_str(&ok_output(h.command("ip").args(["-j", "link", "show", "eth0"]))?)?;
-    v[0]["address"].as_str().map(str::to_owned).context("eth0 has no MAC")
+fn link_show(h: &Host, dev: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_str(&ok_output(h.command("ip").args(["-j", "link", "show", dev]))?)?)
+}
+
+fn mac(h: &Host, dev: &str) -> anyhow::Result<String> {
+    link_show(h, dev)?[0]["address"].as_str().map(str::to_owned).with_context(|| format!("{dev} has no MAC"))
+}
+
+fn mac_bytes(h: &Host, dev: &str) -> anyhow::Result<[u8; 6]> {
+    let m = mac(h, dev)?;
+    let v: Vec<u8> = m.split(':').map(|x| u8::from_str_radix(x, 16)).collect::<Result<_, _>>()?;
+    v.try_into().map_err(|_| anyhow::anyhow!("bad MAC {m}"))
 }
 
 /// A counter of `ip -s link`: `dir` is rx or tx, `what` packets or dropped.
@@ -149,11 +208,19 @@ struct Snapshot {
     dropped: Option<u64>,
 }
 
-fn snapshot(h: &Hosts, inst: &Installed) -> anyhow::Result<Snapshot> {
+fn snapshot(h: &Hosts, path: &Path, gen: &Running, inst: &Installed) -> anyhow::Result<Snapshot> {
     Ok(Snapshot {
-        sent: link_counter(&h.attacker.ns, "eth0", "tx", "packets")?,
-        rx: link_counter(&h.host.ns, "eth0", "rx", "packets")?,
-        ring_drops: link_counter(&h.switch, "p-host", "tx", "dropped")?,
+        sent: match gen {
+            Running::Trafgen(_) => link_counter(&h.attacker.ns, "eth0", "tx", "packets")?,
+            // Every frame handed to the veth, queued or not (its count of
+            // frames run moves by whole calls, too coarse for a window).
+            Running::Xdp(_) => link_counter(&h.upstream.ns, path.dev, "tx", "packets")? + link_counter(&h.upstream.ns, path.dev, "tx", "dropped")?,
+        },
+        rx: link_counter(&h.host.ns, path.dev, "rx", "packets")?,
+        ring_drops: match gen {
+            Running::Trafgen(_) => link_counter(&h.switch, "p-host", "tx", "dropped")?,
+            Running::Xdp(_) => link_counter(&h.host.ns, path.dev, "rx", "dropped")?,
+        },
         dropped: dropped(inst)?,
         at: Instant::now(),
     })
@@ -177,43 +244,84 @@ fn dropped(inst: &Installed) -> anyhow::Result<Option<u64>> {
 
 /// trafgen's packet config: UDP from the attacker to the host's discard
 /// port, 64-byte frames on the wire before FCS (14 + 20 + 8 + 18).
-fn trafgen_conf(attacker: &Host, host: &Host) -> anyhow::Result<String> {
+fn trafgen_conf_text(attacker: &Host, host: &Host) -> anyhow::Result<String> {
     Ok(format!(
         "{{ eth(da={}, sa={}), ipv4(saddr={}, daddr={}, ttl=64), udp(sp=4444, dp=9), fill(0x41, 18) }}\n",
-        mac(host)?,
-        mac(attacker)?,
+        mac(host, "eth0")?,
+        mac(attacker, "eth0")?,
         attacker.v4,
         host.v4
     ))
 }
 
 
-fn one(f: Filter, lab: &Hosts, conf: &std::path::Path, o: &Opts) -> anyhow::Result<Measured> {
-    let inst = install(f, &lab.host)?;
+/// A flood in progress.
+enum Running {
+    Trafgen(std::process::Child),
+    Xdp(xdpgen::Flood),
+}
+
+/// What each generator needs to start: trafgen's config file, or the
+/// live-frames program and frame.
+struct Sources {
+    trafgen_conf: std::path::PathBuf,
+    xdp_prog: xdpgen::Program,
+    xdp_frame: Vec<u8>,
+}
+
+fn start(lab: &Hosts, path: &Path, src: &Sources, run_s: u64) -> anyhow::Result<Running> {
+    Ok(match path.gen {
+        Generator::Trafgen => Running::Trafgen(
+            lab.attacker
+                .command("timeout")
+                .args(["-s", "INT", &run_s.to_string(), "taskset", "-c", "1", "trafgen", "--dev", "eth0", "--cpus", "1", "--no-sock-mem", "--conf"])
+                .arg(&src.trafgen_conf)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting trafgen")?,
+        ),
+        Generator::XdpFrames => Running::Xdp(xdpgen::Flood::start(&src.xdp_prog, &lab.upstream, src.xdp_frame.clone(), 1)?),
+    })
+}
+
+fn finish(gen: Running) -> anyhow::Result<()> {
+    match gen {
+        Running::Trafgen(child) => {
+            let out = child.wait_with_output()?;
+            if !String::from_utf8_lossy(&out.stdout).contains("packets outgoing") {
+                bail!("trafgen did not run: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        Running::Xdp(f) => {
+            f.stop()?;
+        }
+    }
+    Ok(())
+}
+
+fn one(f: Filter, lab: &Hosts, path: &Path, src: &Sources, o: &Opts) -> anyhow::Result<Measured> {
+    let inst = install(f, lab, path)?;
     let warmup = Duration::from_secs(1);
     // Long enough to cover warm-up, window and the client's last timeout.
-    let run_s = warmup.as_secs() + o.seconds + 2;
-    let gen = lab
-        .attacker
-        .command("timeout")
-        .args(["-s", "INT", &run_s.to_string(), "taskset", "-c", "1", "trafgen", "--dev", "eth0", "--cpus", "1", "--no-sock-mem", "--conf"])
-        .arg(conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting trafgen")?;
+    let gen = start(lab, path, src, warmup.as_secs() + o.seconds + 2)?;
     std::thread::sleep(warmup);
-    let a = snapshot(lab, &inst)?;
-    let (tx_ok, tx_failed) = traffic::tcp_rate(&lab.client, lab.host.v4.into(), PORT, Duration::from_secs(o.seconds), Duration::ZERO)?;
-    let b = snapshot(lab, &inst)?;
-    let out = gen.wait_with_output()?;
-    if !String::from_utf8_lossy(&out.stdout).contains("packets outgoing") {
-        bail!("trafgen did not run: {}", String::from_utf8_lossy(&out.stderr).trim());
+    if let Some(pid) = lab.napi_pid.filter(|_| path.gen == Generator::XdpFrames) {
+        // Attaching or detaching a program must not have replaced the poller.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.starts_with(&format!("napi/{LINK_DEV}-")) {
+            bail!("the NAPI thread {pid} of the host's {LINK_DEV} is gone ({})", f.name());
+        }
     }
+    let a = snapshot(lab, path, &gen, &inst)?;
+    let (tx_ok, tx_failed) = traffic::tcp_rate(&path.client, path.target.v4.into(), PORT, Duration::from_secs(o.seconds), Duration::ZERO)?;
+    let b = snapshot(lab, path, &gen, &inst)?;
+    finish(gen)?;
     drop(inst);
     let window_s = (b.at - a.at).as_secs_f64();
     let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / window_s;
-    Ok(Measured {
+    let m = Measured {
+        generator: path.gen,
         filter: f,
         window_s,
         sent_pps: rate(a.sent, b.sent),
@@ -222,7 +330,12 @@ fn one(f: Filter, lab: &Hosts, conf: &std::path::Path, o: &Opts) -> anyhow::Resu
         dropped_pps: a.dropped.zip(b.dropped).map(|(x, y)| rate(x, y)),
         tx_ok,
         tx_failed,
-    })
+    };
+    // The comparison means nothing if the flood never reached the host.
+    if m.rx_pps + m.ring_drop_pps < 0.5 * m.sent_pps {
+        bail!("{} with {}: the host's {} saw {:.0} of {:.0} frames/s sent", path.gen.name(), f.name(), path.dev, m.rx_pps + m.ring_drop_pps, m.sent_pps);
+    }
+    Ok(m)
 }
 
 struct Hosts {
@@ -231,46 +344,170 @@ struct Hosts {
     client: Host,
     /// The bridge's namespace.
     switch: String,
+    /// The far end of the host's direct link: the live-frames generator
+    /// and the client of that path.
+    upstream: Host,
+    /// The host as seen on that link (its eth1 address).
+    host_link: Host,
+    /// The kernel thread polling the host eth1's ring, pinned to CPU 0.
+    napi_pid: Option<u32>,
+}
+
+/// One generator's way into the host.
+struct Path {
+    gen: Generator,
+    /// The host's address on this path.
+    target: Host,
+    /// The host's interface the flood arrives on.
+    dev: &'static str,
+    /// Where the legitimate client runs.
+    client: Host,
+}
+
+impl Hosts {
+    fn path(&self, gen: Generator) -> Path {
+        match gen {
+            Generator::Trafgen => Path { gen, target: self.host.clone(), dev: "eth0", client: self.client.clone() },
+            Generator::XdpFrames => Path { gen, target: self.host_link.clone(), dev: LINK_DEV, client: self.upstream.clone() },
+        }
+    }
+}
+
+/// The upstream link's settings that make it model a NIC's receive ring.
+/// Returns the pid of the kernel thread that polls the host eth1's ring.
+fn prepare_link(h: &Hosts) -> anyhow::Result<u32> {
+    // A veth takes xdp_frames only while its NAPI is on: with a native
+    // program attached, or with GRO on. On for every case, so that the
+    // four cases differ only by the filter.
+    ok_output(h.host.command("ethtool").args(["-K", LINK_DEV, "gro", "on"]))?;
+    // A native program turns TSO off on the sending peer, which sends every
+    // skb through the receiver's NAPI ring; with TSO on, the client's TCP
+    // segments would bypass that ring (veth_xmit sends them to the backlog)
+    // in the other cases, and not share it with the flood as they must.
+    ok_output(h.upstream.command("ethtool").args(["-K", LINK_DEV, "tso", "off"]))?;
+    ok_output(h.upstream.command("ip").args(["addr", "add", &format!("{LINK_FLOOD_SRC}/24"), "dev", LINK_DEV]))?;
+    // The ring is polled by a kernel thread pinned to CPU 0, the host's CPU,
+    // rather than in softirq on whichever CPU queued the frames (the
+    // generator's): on a real host the attacker's CPU is another machine's.
+    // `ip netns exec` mounts the namespace's own /sys.
+    let before = napi_threads()?;
+    ok_output(Command::new("ip").args(["netns", "exec", &h.host.ns, "sh", "-c", &format!("echo 1 > /sys/class/net/{LINK_DEV}/threaded")]))?;
+    let new: Vec<u32> = napi_threads()?.into_iter().filter(|p| !before.contains(p)).collect();
+    let [pid] = new[..] else { bail!("expected one new NAPI thread for the host's {LINK_DEV}, found {new:?}") };
+    ok_output(Command::new("taskset").args(["-pc", "0", &pid.to_string()]))?;
+    Ok(pid)
+}
+
+/// Pids of the kernel's threaded-NAPI pollers of `LINK_DEV` interfaces.
+fn napi_threads() -> anyhow::Result<Vec<u32>> {
+    let prefix = format!("napi/{LINK_DEV}-");
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(&prefix)) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
+/// A directory of this process's own, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("mtg-bench-flood-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ifindex(h: &Host, dev: &str) -> anyhow::Result<u32> {
+    link_show(h, dev)?[0]["ifindex"].as_u64().map(|i| i as u32).with_context(|| format!("{dev} has no ifindex"))
 }
 
 pub fn run(o: &Opts) -> anyhow::Result<Flood> {
-    step("flood: creating the lab (namespaces mtgb-{host,attacker,client} on a bridge)");
-    let mut lab = Lab::new("mtgb")?;
+    step("flood: creating the lab (namespaces mtgfl-{host,attacker,client} on a bridge, mtgfl-upstream on the host's eth1)");
+    // "mtgfl", not a prefix of another section's lab tag ("mtgb-xf"): a lab
+    // removes the leftovers of its tag's prefix when it starts.
+    let mut lab = Lab::new("mtgfl")?;
     let switch = lab.switch_ns().to_string();
-    let hosts = Hosts { host: lab.add_host("host", 10)?, attacker: lab.add_host("attacker", 66)?, client: lab.add_host("client", 20)?, switch };
+    let host = lab.add_host("host", 10)?;
+    let (upstream, host_link) = lab.add_link_host("upstream", 20, &host, LINK_DEV, 10)?;
+    let mut hosts =
+        Hosts { attacker: lab.add_host("attacker", 66)?, client: lab.add_host("client", 20)?, host, switch, upstream, host_link, napi_pid: None };
+    hosts.napi_pid = Some(prepare_link(&hosts)?);
     // A fresh connection per transaction: let the client reuse TIME_WAIT
     // ports, or thousands of transactions per second exhaust them.
-    for kv in ["net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"] {
-        ok_output(hosts.client.command("sysctl").args(["-q", "-w", kv]))?;
+    for client in [&hosts.client, &hosts.upstream] {
+        for kv in ["net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"] {
+            ok_output(client.command("sysctl").args(["-q", "-w", kv]))?;
+        }
     }
     traffic::echo_server(&hosts.host, PORT)?;
-    let conf = o.work.join("flood.trafgen");
-    std::fs::write(&conf, trafgen_conf(&hosts.attacker, &hosts.host)?)?;
+    traffic::echo_server(&hosts.host_link, PORT)?;
+    // A scratch directory of this process: benches of other worktrees share
+    // `o.work`'s name and remove it when they start.
+    let work = Scratch::new()?;
+    let trafgen_conf = work.0.join("flood.trafgen");
+    std::fs::write(&trafgen_conf, trafgen_conf_text(&hosts.attacker, &hosts.host)?)?;
+    let xdp_trafficgen = xdpgen::probe_xdp_trafficgen(&hosts.upstream, LINK_DEV, &mac(&hosts.host, LINK_DEV)?, hosts.host_link.v4);
+    step(&format!("flood: xdp-trafficgen on {LINK_DEV}: {xdp_trafficgen}"));
+    let bpffs = PrivateBpffs::mount(&work.0.join("bpffs"))?;
+    let src = Sources {
+        trafgen_conf,
+        xdp_prog: xdpgen::Program::load(&work.0, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?)?,
+        xdp_frame: xdpgen::udp_frame(mac_bytes(&hosts.host, LINK_DEV)?, mac_bytes(&hosts.upstream, LINK_DEV)?, LINK_FLOOD_SRC, hosts.host_link.v4),
+    };
     let mut rows = vec![];
-    for f in Filter::ALL {
-        step(&format!("flood: {} ({} s of UDP flood and TCP transactions)", f.name(), o.seconds));
-        let m = one(f, &hosts, &conf, o)?;
-        step(&format!(
-            "flood: {}: sent {:.0} pps, lost at the host's veth {:.0} pps, host rx {:.0} pps, dropped {}, {:.0} transactions/s ({} failed)",
-            f.name(),
-            m.sent_pps,
-            m.ring_drop_pps,
-            m.rx_pps,
-            m.dropped_pps.map(|d| format!("{d:.0} pps")).unwrap_or("-".into()),
-            m.tps(),
-            m.tx_failed
-        ));
-        rows.push(m);
+    for g in Generator::ALL {
+        let path = hosts.path(g);
+        for f in Filter::ALL {
+            step(&format!("flood: {}, {} ({} s of UDP flood and TCP transactions)", g.name(), f.name(), o.seconds));
+            let m = one(f, &hosts, &path, &src, o)?;
+            step(&format!(
+                "flood: sent {:.0} pps, lost before the host's filter {:.0} pps, host {} rx {:.0} pps, dropped {}, {:.0} transactions/s ({} failed)",
+                m.sent_pps,
+                m.ring_drop_pps,
+                path.dev,
+                m.rx_pps,
+                m.dropped_pps.map(|d| format!("{d:.0} pps")).unwrap_or("-".into()),
+                m.tps(),
+                m.tx_failed
+            ));
+            rows.push(m);
+        }
     }
+    drop(src);
+    drop(bpffs);
     drop(lab);
-    Ok(Flood { table: table(&rows), rows })
+    let tables = Generator::ALL.iter().map(|&g| table(g, rows.iter().filter(|m| m.generator == g))).collect();
+    Ok(Flood { tables, rows, xdp_trafficgen })
 }
 
-fn table(rows: &[Measured]) -> Table {
+fn table<'a>(g: Generator, rows: impl Iterator<Item = &'a Measured>) -> Table {
+    let (stem, title, cols) = match g {
+        Generator::Trafgen => (
+            "flood",
+            "UDP flood over veth (trafgen, through the bridge into eth0), with legitimate TCP transactions",
+            ["sent pps (attacker eth0 TX)", "lost before the host's veth pps (bridge port TX drops)", "host eth0 rx pps (ip -s link)"],
+        ),
+        Generator::XdpFrames => (
+            "flood_xdp",
+            "UDP flood as XDP frames (live-frames generator, veth pair straight into eth1), with legitimate TCP transactions",
+            ["sent pps (upstream eth1 TX packets + TX dropped)", "lost before the host's filter pps (host eth1 RX dropped: veth ring full)", "host eth1 rx pps (ip -s link)"],
+        ),
+    };
     let mut t = Table::new(
-        "flood",
-        "UDP flood over veth, with legitimate TCP transactions",
-        &["filter", "sent pps (attacker eth0 TX)", "lost before the host's veth pps (bridge port TX drops)", "host eth0 rx pps (ip -s link)", "dropped pps (filter's counter)", "TCP transactions/s", "failed transactions", "window s"],
+        stem,
+        title,
+        &["filter", cols[0], cols[1], cols[2], "dropped pps (filter's counter)", "TCP transactions/s", "failed transactions", "window s"],
     );
     for m in rows {
         t.row(vec![

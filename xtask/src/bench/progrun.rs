@@ -105,13 +105,19 @@ char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n";
 
 /// Compiles the floor with clang and loads it, pinned in `bpffs`.
 pub fn load_floor(work: &Path, bpffs: &PrivateBpffs) -> anyhow::Result<Prog> {
-    let c = work.join("xdp_pass.c");
-    let o = work.join("xdp_pass.o");
-    std::fs::write(&c, FLOOR_C)?;
-    crate::run(Command::new("clang").args(["-O2", "-target", "bpf", "-c"]).arg(&c).arg("-o").arg(&o))
-        .context("compiling the XDP_PASS floor (needs clang)")?;
-    let pin = bpffs.dir.join("xdp_pass");
-    crate::run(Command::new("bpftool").args(["prog", "load"]).arg(&o).arg(&pin).args(["type", "xdp"]))?;
-    Ok(Prog::Pinned(pin))
+    Ok(Prog::Pinned(load_c(work, bpffs, "xdp_pass", FLOOR_C, &[]).context("the XDP_PASS floor")?))
 }
 
+/// Compiles an XDP program's C source `src` with clang (extra `cflags`),
+/// loads it and pins it in `bpffs` as `name`; returns the pin's path.
+pub fn load_c(work: &Path, bpffs: &PrivateBpffs, name: &str, src: &str, cflags: &[&str]) -> anyhow::Result<PathBuf> {
+    let c = work.join(format!("{name}.c"));
+    let o = work.join(format!("{name}.o"));
+    std::fs::write(&c, src)?;
+    crate::run(Command::new("clang").args(["-O2", "-target", "bpf"]).args(cflags).arg("-c").arg(&c).arg("-o").arg(&o))
+        .with_context(|| format!("compiling {name} (needs clang)"))?;
+    let pin = bpffs.dir.join(name);
+    let _ = std::fs::remove_file(&pin);
+    crate::run(Command::new("bpftool").args(["prog", "load"]).arg(&o).arg(&pin).args(["type", "xdp"]))?;
+    Ok(pin)
+}

@@ -3,7 +3,7 @@
 
 use super::{
     control::{self, Control},
-    flood::{Filter, Flood},
+    flood::{Filter, Flood, Generator},
     perpacket::PerPacket,
     report::Table,
     scaling::Scaling,
@@ -76,33 +76,57 @@ fn host_routes(sc: Option<&Scaling>) -> Target {
     t
 }
 
+/// Judged on the live-frames generator: the target is about XDP dropping
+/// a flood before the kernel allocates anything for it, which is what a
+/// NIC's driver does and what xdp_frames arriving on a veth model; trafgen's
+/// flood arrives as skbs that the kernel has already built (section 3), so
+/// its ratio is shown beside, not judged.
 fn flood(fl: Option<&Flood>) -> Target {
     let mut t = Target {
-        name: "under flood, legitimate TCP transactions with XDP native ≥ 5× those with nftables",
+        name: "under flood, legitimate TCP transactions with XDP native ≥ 5× those with nftables (judged on the XDP-frame generator; trafgen beside)",
         met: None,
         figures: "flood section not run".into(),
-        if_missed: "On veth, XDP does not run before the skb exists: the flood arrives as skbs that \
-            trafgen's AF_PACKET socket allocated, with little headroom, and both XDP paths need 256 \
-            bytes of headroom and a private linear buffer, so the kernel copies every flood packet \
-            first (the veth driver's native XDP path copies it into a page of its own; the generic \
-            path reallocates it), while the nftables ingress hook drops \
-            the skb as it is. Attaching a native program also moves all of the host veth's \
-            receive onto its NAPI ring, shared by the flood and the legitimate packets. So on \
-            veth an nftables ingress rule is as cheap as XDP or cheaper, and the 5× is out of \
-            reach in this lab. What would reach it: a NIC whose driver runs XDP on its \
-            receive ring, before any skb exists, with the generator on another machine; or, in a \
-            lab, a generator that sends XDP frames (xdp-trafficgen, which xdp-tools ships) over a \
-            veth pair straight into the host, without the bridge, so that frames reach the \
-            host's native program as xdp_frames, not skbs.",
+        if_missed: FLOOD_MISSED,
     };
     let Some(fl) = fl else { return t };
-    let tps = |f: Filter| fl.rows.iter().find(|m| m.filter == f).map(|m| m.tps());
-    let (Some(native), Some(nft)) = (tps(Filter::Native), tps(Filter::Nftables)) else { return t };
-    let ratio = native / nft.max(1e-9);
-    t.met = Some(ratio >= 5.0);
-    t.figures = format!("native {native:.0} transactions/s, nftables {nft:.0} transactions/s: {ratio:.2}×");
+    let ratio = |g| match (fl.tps(g, Filter::Native), fl.tps(g, Filter::Nftables)) {
+        (Some(n), Some(f)) => Some((n, f, n / f.max(1e-9))),
+        _ => None,
+    };
+    let Some((native, nft, r)) = ratio(Generator::XdpFrames) else { return t };
+    t.met = Some(r >= 5.0);
+    let beside = ratio(Generator::Trafgen)
+        .map(|(n, f, r)| format!("; trafgen (skbs over the bridge): native {n:.0}, nftables {f:.0}: {r:.2}×"))
+        .unwrap_or_default();
+    // How fast each took the flood off the ring: the data plane's own
+    // advantage, whether or not legitimate packets got through.
+    let rx = |f| fl.rows.iter().find(|m| m.generator == Generator::XdpFrames && m.filter == f).map(|m| m.rx_pps).unwrap_or(0.0);
+    let (rx_native, rx_nft) = (rx(Filter::Native), rx(Filter::Nftables));
+    t.figures = format!(
+        "XDP frames (veth pair into eth1): native {native:.0} transactions/s, nftables {nft:.0} transactions/s: {r:.2}× \
+         (frames/s taken off the ring: native {rx_native:.0}, nftables {rx_nft:.0}: {:.2}×){beside}",
+        rx_native / rx_nft.max(1e-9)
+    );
     t
 }
+
+const FLOOD_MISSED: &str = "Judged on the XDP-frame generator, whose frames reach the host's native \
+    program before any skb exists, as a NIC's would. There the generator, alone on CPU 1, offers several \
+    times what any of the filters takes off the host eth1's 256-frame veth ring on CPU 0, so the ring is \
+    full nearly all the time in all four cases, and the frames it cannot take are lost at it (the \"lost\" \
+    column: most of what is sent). The client's segments share that ring and are lost in the same \
+    proportion whatever the filter, so TCP lives on retransmissions and transactions/s are low in all \
+    four cases (tens a second or fewer, where their ratio is noise): the native program takes two to four times as many frames/s off the ring as nftables (\"host \
+    eth1 rx\", and the figures), which does not help legitimate packets while the flood still exceeds it. With trafgen the \
+    flood arrives as skbs that its AF_PACKET socket allocated, with little headroom, and both XDP paths \
+    need 256 bytes of headroom and a private linear buffer, so the kernel copies every flood packet first \
+    (the veth driver's native XDP path into a page of its own; the generic path reallocates it), while the \
+    nftables ingress hook drops the skb as it is: there an nftables ingress rule is as cheap as XDP or \
+    cheaper. What would show the 5× if it is there (not measured here): a flood the native program keeps \
+    up with and nftables does not, that is a steady rate between their two \"host eth1 rx\" figures; the \
+    live-frames generator cannot be paced (each call costs about 24 ms whatever its size, so short calls \
+    make bursts), so that needs another generator (AF_XDP transmit, or a machine with a NIC); and on a \
+    real host, a NIC with a ring per CPU (RSS).";
 
 fn request_to_drop(cp: Option<&Control>) -> Target {
     let mut t = Target {
