@@ -41,6 +41,7 @@
 pub mod client;
 pub mod credential;
 pub mod dtls;
+pub mod dtls_record;
 pub mod dtls_client;
 pub mod tls;
 pub mod tls_client;
