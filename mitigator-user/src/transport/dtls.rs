@@ -40,7 +40,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslRef, SslStream,
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslRef, SslStream,
     SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
@@ -188,6 +188,8 @@ fn build_context(cfg: &SecurityConfig, cipher_list: Option<&str>) -> Result<SslC
     b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
     // The custom BIO cannot ask the kernel for the MTU; we set it per Ssl.
     b.set_options(SslOptions::NO_QUERY_MTU);
+    // Read and write buffers only while a record is in flight, not for the life of the Ssl.
+    b.set_mode(SslMode::RELEASE_BUFFERS);
     set_own_certificate(&mut b, cfg)?;
     let suites = set_client_auth(&mut b, cfg)?;
     b.set_cipher_list(cipher_list.unwrap_or(&suites))?;
