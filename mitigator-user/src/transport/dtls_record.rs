@@ -464,10 +464,10 @@ fn meaning(ctype: u8, plain: Vec<u8>) -> Inbound {
     }
 }
 
-/// The highest sequence number among our records of `epoch` in a sent flight: our
-/// writer continues after it, or the peer's replay window would drop what we send.
-pub fn last_seq(flight: &[Vec<u8>], epoch: u16) -> Option<u64> {
-    flight.iter().flat_map(|d| records(d)).filter_map(Result::ok).filter(|r| r.epoch == epoch).map(|r| r.seq).max()
+/// The (epoch, sequence number) of the latest record in a flight we sent: our writer
+/// continues after our Finished, or the peer's replay window would drop what we send.
+pub fn last_record(flight: &[Vec<u8>]) -> Option<(u16, u64)> {
+    flight.iter().flat_map(|d| records(d)).filter_map(Result::ok).map(|r| (r.epoch, r.seq)).max()
 }
 
 #[cfg(test)]
@@ -584,8 +584,9 @@ mod tests {
         ssl.server_random(&mut sr);
         let n = ssl.session().unwrap().master_key(&mut master);
         let parsed = Suite::from_openssl_name(suite).expect("suite known");
-        let next = last_seq(&flight, 1).expect("our Finished in epoch 1") + 1;
-        let (opener, sealer) = server_halves(parsed, &master[..n], &cr, &sr, 1, next);
+        let (epoch, seq) = last_record(&flight).expect("our Finished");
+        assert_eq!(epoch, 1);
+        let (opener, sealer) = server_halves(parsed, &master[..n], &cr, &sr, epoch, seq + 1);
         Pair { client, opener, sealer }
     }
 
