@@ -518,9 +518,42 @@ async fn sessions(f: &Flags<'_>) -> Result<()> {
         let _ = std::io::stdin().read_to_end(&mut sink);
     })
     .await?;
+    // Were they still sessions, not just memory? After the memory was read,
+    // one CoAP ping (Empty CON, RFC 7252 4.3) on each, which the server
+    // answers with a RST through the session's keys.
+    let alive = ping_all(&mut open, conc);
+    println!("alive\t{alive}\t{}", open.len());
     // close_notify on each, so that the server frees their slots.
     for s in &mut open {
         let _ = s.shutdown();
     }
     Ok(())
+}
+
+/// How many sessions answer a CoAP ping, `threads` pings in flight.
+fn ping_all(open: &mut [Session], threads: usize) -> usize {
+    let chunk = open.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let counts: Vec<_> = open
+            .chunks_mut(chunk)
+            .map(|part| scope.spawn(move || part.iter_mut().enumerate().map(|(i, s)| ping(s, i as u16) as usize).sum::<usize>()))
+            .collect();
+        counts.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    })
+}
+
+/// One Empty CON with message id `id`; true when its RST comes back.
+fn ping(s: &mut Session, id: u16) -> bool {
+    let _ = s.get_ref().0.set_read_timeout(Some(Duration::from_millis(500)));
+    let [hi, lo] = id.to_be_bytes();
+    if s.ssl_write(&[0x40, 0x00, hi, lo]).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    // A few reads: a server heartbeat may come first.
+    (0..3).any(|_| match s.ssl_read(&mut buf) {
+        // Version 1, type RST (3), token length 0, code 0.00, our message id.
+        Ok(n) => n >= 4 && buf[0] == 0x70 && buf[1] == 0 && buf[2..4] == [hi, lo],
+        Err(_) => false,
+    })
 }

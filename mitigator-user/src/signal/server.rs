@@ -258,7 +258,12 @@ async fn connection(mut conn: Conn, peer: PeerInfo, framing: Framing, shared: Ar
         refresh_params(&shared, &mut session, &c.cuid).await;
     }
     let mut calls: JoinSet<(Box<Call>, Answer)> = JoinSet::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    // Only a stream is read into a buffer; a DTLS session hands over whole datagrams,
+    // and an idle session should not hold 16 KiB for nothing.
+    let mut buf = match framing {
+        Framing::Stream => vec![0u8; 16 * 1024],
+        Framing::Datagram => Vec::new(),
+    };
     let mut pending = first;
     loop {
         if !flush(&mut conn, &mut session, &mut calls, &shared, client.as_ref(), pending).await {

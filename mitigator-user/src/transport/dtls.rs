@@ -17,21 +17,31 @@
 //!
 //! Shape:
 //! ```text
-//! UdpSocket ─▶ demux task ─ known peer? ─▶ its channel ─▶ peer task (SslStream over DgramIo)
-//!                  │                                        ├─ handshake (deadline, permit)
-//!                  └─ unknown: one shared Listener ─▶       └─ established: records ⇄ DtlsSession
-//!                     DTLSv1_listen (HelloVerifyRequest
+//! UdpSocket ─▶ demux task ─ handshaking peer? ─▶ its channel ─▶ peer task (SslStream over DgramIo,
+//!                  │                                              deadline, permit) ─┐ keys, last flight
+//!                  ├─ established peer? ─▶ dtls_record::Opener ─▶ DtlsSession  ◀────┘ (the Ssl is freed)
+//!                  │                         DtlsSender ─▶ dtls_record::Sealer ─▶ UdpSocket
+//!                  └─ unknown: one shared Listener ─▶ DTLSv1_listen (HelloVerifyRequest
 //!                     from an HMAC of the address; no per-peer state)
 //! ```
 //! A peer gets a task, a channel and an `Ssl` only once its ClientHello echoes a valid
 //! cookie, i.e. it proved it receives packets at its source address: spoofed floods
 //! cost one HMAC each and get an answer no larger than what they sent.
+//!
+//! Once the handshake is over the `Ssl` is dropped: an idle OpenSSL DTLS connection
+//! holds tens of kilobytes (handshake buffers, retransmission queue, caches), which
+//! made 10,000 sessions cost over 600 MiB. What the session still needs (its record
+//! keys, epoch, sequence numbers, replay window: `dtls_record`) stays in the demux
+//! (reading) and in the session's senders (writing), and the peer task ends. Our last
+//! handshake flight is kept until the peer's first record of data shows it arrived:
+//! a client that lost it sends its Finished again, and gets the flight again, as
+//! OpenSSL would do.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::raw::c_int;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use foreign_types::ForeignTypeRef;
@@ -40,7 +50,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslRef, SslStream,
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslRef, SslStream,
     SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
@@ -51,6 +61,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, warn};
 
 use super::credential::certificate_credential;
+use super::dtls_record::{self as record, Inbound, Opener, Sealer, Suite};
 use super::{Credential, PeerInfo, Result, SecurityConfig, Transport, TransportError};
 
 /// Tunables of the DTLS server. All but `cipher_list` bound what the server keeps:
@@ -155,17 +166,60 @@ impl DtlsSession {
 /// Sends datagrams on a session; the session closes when it and all senders are gone.
 #[derive(Clone)]
 pub struct DtlsSender {
-    tx: mpsc::Sender<Vec<u8>>,
-    peer: SocketAddr,
+    link: Arc<WriteLink>,
 }
 
 impl DtlsSender {
     pub async fn send(&self, data: &[u8]) -> Result<()> {
-        self.tx.send(data.to_vec()).await.map_err(|_| TransportError::Closed)
+        self.link.send(data).await
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.link.peer
+    }
+}
+
+/// The writing half of an established session, shared by its senders. The last one
+/// dropped sends close_notify (RFC 5246 section 7.2.1).
+struct WriteLink {
+    /// None once the session is closed (the peer's close_notify or fatal alert).
+    sealer: Mutex<Option<Sealer>>,
+    socket: Arc<UdpSocket>,
+    peer: SocketAddr,
+}
+
+impl WriteLink {
+    async fn send(&self, data: &[u8]) -> Result<()> {
+        let rec = match self.sealer.lock().unwrap().as_mut() {
+            Some(sealer) => sealer.seal_data(data).map_err(|_| TransportError::Closed)?,
+            None => return Err(TransportError::Closed),
+        };
+        self.socket.send_to(&rec, self.peer).await?;
+        Ok(())
+    }
+
+    /// Nothing more may be sent; answers the peer's close_notify with ours if `reply`.
+    fn close(&self, reply: bool) {
+        let sealer = self.sealer.lock().unwrap().take();
+        if let (true, Some(mut sealer)) = (reply, sealer) {
+            self.send_close_notify(&mut sealer);
+        }
+    }
+
+    /// Best effort and without waiting: a full socket buffer loses it, as a lost
+    /// datagram would.
+    fn send_close_notify(&self, sealer: &mut Sealer) {
+        if let Ok(rec) = sealer.close_notify() {
+            let _ = self.socket.try_send_to(&rec, self.peer);
+        }
+    }
+}
+
+impl Drop for WriteLink {
+    fn drop(&mut self) {
+        if let Some(mut sealer) = self.sealer.get_mut().unwrap().take() {
+            self.send_close_notify(&mut sealer);
+        }
     }
 }
 
@@ -178,9 +232,11 @@ impl DtlsSender {
 /// client in without a credential.
 const CERT_SUITES: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:\
 ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-CCM";
-const PSK_SUITES: &str = "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256:\
+/// AEAD suites only: they are what `dtls_record` serves after the handshake (CBC's
+/// MAC-then-encrypt is left out on purpose).
+const PSK_SUITES: &str = "ECDHE-PSK-CHACHA20-POLY1305:\
 PSK-AES128-GCM-SHA256:PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:PSK-AES128-CCM8:\
-PSK-AES128-CCM:PSK-AES128-CBC-SHA256";
+PSK-AES128-CCM";
 
 fn build_context(cfg: &SecurityConfig, cipher_list: Option<&str>) -> Result<SslContext> {
     cfg.validate()?;
@@ -188,6 +244,10 @@ fn build_context(cfg: &SecurityConfig, cipher_list: Option<&str>) -> Result<SslC
     b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
     // The custom BIO cannot ask the kernel for the MTU; we set it per Ssl.
     b.set_options(SslOptions::NO_QUERY_MTU);
+    // Read and write buffers only while a record is in flight, not for the life of the Ssl.
+    b.set_mode(SslMode::RELEASE_BUFFERS);
+    // The Ssl is gone after the handshake: nothing could renegotiate.
+    b.set_options(SslOptions::NO_RENEGOTIATION);
     set_own_certificate(&mut b, cfg)?;
     let suites = set_client_auth(&mut b, cfg)?;
     b.set_cipher_list(cipher_list.unwrap_or(&suites))?;
@@ -415,12 +475,61 @@ impl Listener {
 // ---------------------------------------------------------------------------------
 // Demultiplexer
 
+/// What the demultiplexer knows of a peer with state.
+enum Peer {
+    /// Its task owns the `Ssl` and shakes hands.
+    Handshake(mpsc::Sender<Vec<u8>>),
+    Established(Box<Established>),
+}
+
+impl Peer {
+    /// False once nobody is left to use this state.
+    fn alive(&self) -> bool {
+        match self {
+            Peer::Handshake(tx) => !tx.is_closed(),
+            Peer::Established(e) => !e.app_tx.is_closed() || e.link.strong_count() > 0,
+        }
+    }
+}
+
+/// The reading half of an established session.
+struct Established {
+    opener: Opener,
+    app_tx: mpsc::Sender<Vec<u8>>,
+    /// The writing half, owned by the session and its senders.
+    link: Weak<WriteLink>,
+    /// Our last handshake flight, until the peer's first data shows it arrived.
+    flight: Option<Flight>,
+}
+
+struct Flight {
+    datagrams: Box<[Vec<u8>]>,
+    /// Forgotten after this even if the peer never sends data (an idle session).
+    until: Instant,
+}
+
+/// A peer task's handshake is over: the keys and the rest move to the demultiplexer.
+struct Handoff {
+    addr: SocketAddr,
+    established: Established,
+    /// Datagrams that reached the peer task's queue after its last read.
+    queued: mpsc::Receiver<Vec<u8>>,
+}
+
+/// How long our last flight is kept for a peer that does not send data; a client
+/// retransmits within its handshake timeout, so this bounds what a lost flight needs.
+const FLIGHT_KEPT: Duration = super::DEFAULT_HANDSHAKE_TIMEOUT;
+/// How often state that nobody uses any more is swept out of the peer table.
+const SWEEP: Duration = Duration::from_secs(10);
+
 struct Demux {
     socket: Arc<UdpSocket>,
     ctx: SslContext,
     opts: DtlsOptions,
     accept_tx: mpsc::Sender<DtlsSession>,
-    peers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    handoff_tx: mpsc::UnboundedSender<Handoff>,
+    handoff_rx: mpsc::UnboundedReceiver<Handoff>,
+    peers: HashMap<SocketAddr, Peer>,
     listener: Listener,
     handshakes: Arc<Semaphore>,
 }
@@ -434,36 +543,114 @@ impl Demux {
     ) -> Result<Self> {
         let listener = Listener::new(&ctx, opts.mtu)?;
         let handshakes = Arc::new(Semaphore::new(opts.max_handshakes));
-        Ok(Demux { socket, ctx, opts, accept_tx, peers: HashMap::new(), listener, handshakes })
+        // Unbounded, yet bounded by the handshake permits: one handoff per handshake.
+        let (handoff_tx, handoff_rx) = mpsc::unbounded_channel();
+        Ok(Demux { socket, ctx, opts, accept_tx, handoff_tx, handoff_rx, peers: HashMap::new(), listener, handshakes })
     }
 
     async fn run(mut self) {
+        // One buffer for every datagram of every peer.
         let mut buf = vec![0u8; 65_536];
+        let mut sweep = tokio::time::interval(SWEEP);
         loop {
-            let (n, from) = match self.socket.recv_from(&mut buf).await {
-                Ok(x) => x,
-                Err(e) => {
-                    debug!(error = %e, "DTLS recv failed");
-                    continue;
-                }
-            };
-            self.on_datagram(from, &buf[..n]).await;
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => self.on_datagram(from, &buf[..n]).await,
+                    Err(e) => debug!(error = %e, "DTLS recv failed"),
+                },
+                Some(h) = self.handoff_rx.recv() => self.on_handoff(h).await,
+                _ = sweep.tick() => self.sweep(),
+            }
         }
     }
 
     async fn on_datagram(&mut self, from: SocketAddr, dgram: &[u8]) {
-        if let Some(tx) = self.peers.get(&from) {
-            match tx.try_send(dgram.to_vec()) {
+        match self.peers.get(&from) {
+            Some(Peer::Handshake(tx)) => match tx.try_send(dgram.to_vec()) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => return debug!(peer = %from, "peer queue full, datagram dropped"),
                 // The peer's task ended: a new handshake may start from this address.
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.peers.remove(&from);
                 }
+            },
+            // RFC 6347 section 4.2.8: a new ClientHello from a peer with a session may be
+            // a client that lost its state; it gets a new handshake once it proves its
+            // address with a cookie (the old session ends then), never before.
+            Some(Peer::Established(_)) if looks_like_client_hello(dgram) => {}
+            Some(Peer::Established(_)) => {
+                if !self.on_records(from, dgram).await {
+                    self.peers.remove(&from);
+                }
+                return;
             }
+            None => {}
         }
         if looks_like_client_hello(dgram) {
             self.on_client_hello(from, dgram).await;
+        }
+    }
+
+    /// The records of an established peer; false once its session is over.
+    async fn on_records(&mut self, from: SocketAddr, dgram: &[u8]) -> bool {
+        let Some(Peer::Established(e)) = self.peers.get_mut(&from) else { return false };
+        for r in record::records(dgram) {
+            // Epoch 0: the plaintext part of a retransmitted final flight; its Finished
+            // (epoch 1) is what we answer.
+            let opened = r.and_then(|r| if r.epoch == 0 { Ok(Inbound::Ignored) } else { e.opener.open(&r) });
+            match opened {
+                Ok(Inbound::Data(d)) => {
+                    e.flight = None;
+                    deliver(&e.app_tx, from, d);
+                }
+                Ok(Inbound::FinishedAgain) => {
+                    if let Some(f) = &e.flight {
+                        debug!(peer = %from, "peer sent its Finished again: our last flight again");
+                        send_all(&self.socket, from, &f.datagrams).await;
+                    }
+                }
+                Ok(Inbound::Closed { fatal, description }) => {
+                    if fatal {
+                        warn!(peer = %from, alert = description, "DTLS fatal alert received, session closed");
+                    } else {
+                        info!(peer = %from, "DTLS close_notify received");
+                    }
+                    if let Some(link) = e.link.upgrade() {
+                        link.close(!fatal);
+                    }
+                    return false;
+                }
+                Ok(Inbound::Ignored) => {}
+                // RFC 6347 section 4.1.2.7: invalid records are dropped, the session lives on.
+                Err(err) => debug!(peer = %from, error = %err, "DTLS record dropped"),
+            }
+        }
+        e.alive_for_input()
+    }
+
+    async fn on_handoff(&mut self, h: Handoff) {
+        let Handoff { addr, established, mut queued } = h;
+        if !matches!(self.peers.get(&addr), Some(Peer::Handshake(_))) {
+            return; // replaced meanwhile (a newer handshake from the same address)
+        }
+        self.peers.insert(addr, Peer::Established(Box::new(established)));
+        while let Ok(d) = queued.try_recv() {
+            if !self.on_records(addr, &d).await {
+                self.peers.remove(&addr);
+                return;
+            }
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.peers.retain(|_, p| p.alive());
+        for p in self.peers.values_mut() {
+            if let Peer::Established(e) = p {
+                if e.flight.as_ref().is_some_and(|f| f.until <= now) {
+                    e.flight = None;
+                }
+            }
         }
     }
 
@@ -484,20 +671,23 @@ impl Demux {
         let mut listener = listener;
         listener.stream.get_mut().inbox.push_back(dgram.to_vec());
         let (tx, rx) = mpsc::channel(self.opts.peer_queue.max(1));
-        self.peers.insert(from, tx);
+        // Replaces an established session of this address, if any (see on_datagram).
+        self.peers.insert(from, Peer::Handshake(tx));
         let peer = PeerTask {
             stream: listener.stream,
             addr: from,
             socket: self.socket.clone(),
             incoming: rx,
+            flight: Vec::new(),
         };
-        tokio::spawn(peer.run(permit, self.opts.clone(), self.accept_tx.clone()));
+        let ends = PeerEnds { accept_tx: self.accept_tx.clone(), handoff_tx: self.handoff_tx.clone() };
+        tokio::spawn(peer.run(permit, self.opts.clone(), ends));
     }
 
     /// A handshake slot and a session slot, or None (logged) when the server is full.
     fn admit(&mut self, from: SocketAddr) -> Option<OwnedSemaphorePermit> {
-        if self.peers.len() >= self.opts.max_sessions {
-            self.peers.retain(|_, tx| !tx.is_closed());
+        if self.peers.len() >= self.opts.max_sessions && !self.peers.contains_key(&from) {
+            self.peers.retain(|_, p| p.alive());
             if self.peers.len() >= self.opts.max_sessions {
                 warn!(peer = %from, "DTLS session table full, handshake refused");
                 return None;
@@ -511,6 +701,34 @@ impl Demux {
     }
 }
 
+impl Established {
+    /// Input is still wanted while the session is held, or while senders may need the
+    /// peer's close_notify to end.
+    fn alive_for_input(&self) -> bool {
+        !self.app_tx.is_closed() || self.link.strong_count() > 0
+    }
+}
+
+/// Hands a decrypted datagram to the session without waiting: the demultiplexer serves
+/// every peer, so a session that does not read loses its newest datagrams (CoAP
+/// retransmits), not everybody else's.
+fn deliver(app_tx: &mpsc::Sender<Vec<u8>>, peer: SocketAddr, d: Vec<u8>) {
+    match app_tx.try_send(d) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => debug!(%peer, "session queue full, datagram dropped"),
+        // A dropped session with live senders still sends; its input is dropped.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+async fn send_all(socket: &UdpSocket, peer: SocketAddr, datagrams: &[Vec<u8>]) {
+    for d in datagrams {
+        if let Err(e) = socket.send_to(d, peer).await {
+            debug!(%peer, error = %e, "DTLS send failed");
+        }
+    }
+}
+
 /// Cheap filter before any crypto: a DTLS 1.x handshake record of epoch 0 carrying a
 /// ClientHello. Everything else from an unknown address is dropped silently.
 fn looks_like_client_hello(d: &[u8]) -> bool {
@@ -518,7 +736,7 @@ fn looks_like_client_hello(d: &[u8]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------
-// Per-peer task
+// Per-peer task: the handshake
 
 /// How often to give OpenSSL a chance to retransmit a lost handshake flight.
 const RETRANSMIT_TICK: Duration = Duration::from_millis(500);
@@ -529,10 +747,18 @@ struct PeerTask {
     addr: SocketAddr,
     socket: Arc<UdpSocket>,
     incoming: mpsc::Receiver<Vec<u8>>,
+    /// The datagrams of our latest flight.
+    flight: Vec<Vec<u8>>,
+}
+
+/// Where a finished handshake goes.
+struct PeerEnds {
+    accept_tx: mpsc::Sender<DtlsSession>,
+    handoff_tx: mpsc::UnboundedSender<Handoff>,
 }
 
 impl PeerTask {
-    async fn run(mut self, permit: OwnedSemaphorePermit, opts: DtlsOptions, accept_tx: mpsc::Sender<DtlsSession>) {
+    async fn run(mut self, permit: OwnedSemaphorePermit, opts: DtlsOptions, ends: PeerEnds) {
         let deadline = Instant::now() + opts.handshake_timeout;
         let outcome = timeout_at(deadline, self.handshake()).await;
         drop(permit);
@@ -542,29 +768,49 @@ impl PeerTask {
             Ok(Err(e)) => return warn!(%peer, error = %e, "DTLS handshake refused"),
             Ok(Ok(info)) => info,
         };
-        info!(%peer, credential = ?info.credential, version = self.stream.ssl().version_str(),
-              cipher = self.stream.ssl().current_cipher().map(|c| c.name()).unwrap_or("?"),
-              "DTLS session established");
+        let ssl = self.stream.ssl();
+        let cipher = ssl.current_cipher().map(|c| c.name()).unwrap_or("?");
+        info!(%peer, credential = ?info.credential, version = ssl.version_str(), cipher, "DTLS session established");
+        let (opener, sealer) = match self.record_keys() {
+            Ok(halves) => halves,
+            Err(e) => return warn!(%peer, cipher, error = %e, "DTLS session cannot leave OpenSSL, dropped"),
+        };
+        let link = Arc::new(WriteLink { sealer: Mutex::new(Some(sealer)), socket: self.socket.clone(), peer });
         let (app_tx, app_rx) = mpsc::channel(opts.peer_queue.max(1));
-        let (out_tx, out_rx) = mpsc::channel(opts.peer_queue.max(1));
-        let session = DtlsSession { peer: info, incoming: app_rx, sender: DtlsSender { tx: out_tx, peer } };
-        if accept_tx.try_send(session).is_err() {
+        let established = Established {
+            opener,
+            app_tx,
+            link: Arc::downgrade(&link),
+            flight: Some(Flight { datagrams: std::mem::take(&mut self.flight).into(), until: Instant::now() + FLIGHT_KEPT }),
+        };
+        let session = DtlsSession { peer: info, incoming: app_rx, sender: DtlsSender { link } };
+        if ends.accept_tx.try_send(session).is_err() {
             return warn!(%peer, "DTLS accept queue full, session dropped");
         }
-        self.established(app_tx, out_rx).await;
-        debug!(%peer, "DTLS session ended");
+        // From here on, the Ssl (dropped with self) is no longer needed.
+        let _ = ends.handoff_tx.send(Handoff { addr: peer, established, queued: self.incoming });
     }
 
     async fn handshake(&mut self) -> Result<PeerInfo> {
         loop {
             let r = self.stream.do_handshake();
-            send_outbox(&mut self.stream, &self.socket, self.addr).await;
+            self.send_flight().await;
             match r {
                 Ok(()) => return self.peer_info(),
                 Err(e) if e.code() == ErrorCode::WANT_READ => self.wait_handshake_datagram().await?,
                 Err(e) => return Err(handshake_error(e)),
             }
         }
+    }
+
+    /// Sends what OpenSSL wrote, remembering it as our latest flight.
+    async fn send_flight(&mut self) {
+        let out = std::mem::take(&mut self.stream.get_mut().outbox);
+        if out.is_empty() {
+            return;
+        }
+        send_all(&self.socket, self.addr, &out).await;
+        self.flight = out;
     }
 
     async fn wait_handshake_datagram(&mut self) -> Result<()> {
@@ -591,52 +837,25 @@ impl PeerTask {
         Ok(PeerInfo { addr: self.addr, credential, transport: Transport::Dtls })
     }
 
-    /// Moves records both ways until close_notify, a fatal error, or until the session
-    /// and all its senders are dropped (then we send close_notify).
-    async fn established(&mut self, app_tx: mpsc::Sender<Vec<u8>>, mut out_rx: mpsc::Receiver<Vec<u8>>) {
-        loop {
-            tokio::select! {
-                d = self.incoming.recv() => {
-                    let Some(d) = d else { return };
-                    self.stream.get_mut().inbox.push_back(d);
-                    let open = self.read_records(&app_tx).await;
-                    send_outbox(&mut self.stream, &self.socket, self.addr).await;
-                    if !open { return }
-                }
-                m = out_rx.recv() => {
-                    let Some(m) = m else { return self.close().await };
-                    if let Err(e) = self.stream.ssl_write(&m) {
-                        return warn!(peer = %self.addr, error = %e, "DTLS write failed, session closed");
-                    }
-                    send_outbox(&mut self.stream, &self.socket, self.addr).await;
-                }
-            }
-        }
-    }
-
-    /// Decrypts what is queued; false once the session is over.
-    async fn read_records(&mut self, app_tx: &mpsc::Sender<Vec<u8>>) -> bool {
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            match self.stream.ssl_read(&mut buf) {
-                // A dropped session with live senders still sends; its input is dropped.
-                Ok(n) => drop(app_tx.send(buf[..n].to_vec()).await),
-                Err(e) if e.code() == ErrorCode::WANT_READ => return true,
-                Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
-                    info!(peer = %self.addr, "DTLS close_notify received");
-                    return false;
-                }
-                Err(e) => {
-                    warn!(peer = %self.addr, error = %e, "DTLS session failed");
-                    return false;
-                }
-            }
-        }
-    }
-
-    async fn close(&mut self) {
-        let _ = self.stream.shutdown();
-        send_outbox(&mut self.stream, &self.socket, self.addr).await;
+    /// The established session's record keys, from the master secret and randoms
+    /// OpenSSL negotiated; our writer continues after our Finished, in its epoch.
+    fn record_keys(&self) -> Result<(Opener, Sealer)> {
+        let ssl = self.stream.ssl();
+        let name = ssl.current_cipher().map(|c| c.name()).unwrap_or("?");
+        let suite = Suite::from_openssl_name(name)
+            .ok_or_else(|| TransportError::Config(format!("cipher suite {name} has no record layer here")))?;
+        let (mut client_random, mut server_random) = ([0u8; 32], [0u8; 32]);
+        ssl.client_random(&mut client_random);
+        ssl.server_random(&mut server_random);
+        let session = ssl.session().ok_or_else(|| TransportError::Config("no session after the handshake".into()))?;
+        let mut master = [0u8; 48];
+        let n = session.master_key(&mut master);
+        let (epoch, seq) = record::last_record(&self.flight)
+            .filter(|(epoch, _)| *epoch > 0)
+            .ok_or_else(|| TransportError::Config("our Finished was not seen in the last flight".into()))?;
+        let halves = record::server_halves(suite, &master[..n], &client_random, &server_random, epoch, seq + 1);
+        master.fill(0);
+        Ok(halves)
     }
 }
 

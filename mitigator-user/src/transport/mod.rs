@@ -6,7 +6,8 @@
 //!               │                                            │
 //!        DtlsServer (one socket, a demultiplexer        TlsServer (rustls, TLS 1.2/1.3,
 //!        keyed by peer address, stateless cookie         mutual X.509 only)
-//!        exchange, OpenSSL DTLS 1.2, X.509 or PSK)           │
+//!        exchange, OpenSSL DTLS 1.2 handshakes,              │
+//!        X.509 or PSK; then dtls_record)                     │
 //!               │ accept()                                   │ accept()
 //!        DtlsSession: recv() one datagram,             (PeerInfo, TlsStream<TcpStream>):
 //!        send()/sender() for Observe notifications     RFC 8323 framing is the caller's
@@ -41,6 +42,7 @@
 pub mod client;
 pub mod credential;
 pub mod dtls;
+pub mod dtls_record;
 pub mod dtls_client;
 pub mod tls;
 pub mod tls_client;

@@ -216,10 +216,11 @@ fn memory_row(t: &mut Table, who: &str, h: &Held, note: &str) {
             mib(h.closed.rss_kib)
         ),
         format!(
-            "{} opened, {} failed, in {:.1} s; the client process held them in {:.1} MiB (OpenSSL, one context, SSL_MODE_RELEASE_BUFFERS); {note}",
+            "{} opened, {} failed, in {:.1} s; {} of them answered a CoAP ping after the reading; the client process held them in {:.1} MiB (OpenSSL, one context, SSL_MODE_RELEASE_BUFFERS); {note}",
             h.opened,
             h.failed,
             h.open_s,
+            h.alive,
             mib(h.client_rss_kib)
         ),
     ]);
@@ -315,7 +316,9 @@ identities (idle-0 …; the DTLS server keeps at most 10,000 peers, `DtlsOptions
 so exactly {m} fit and nothing else may connect meanwhile). `bench_control sessions` opens {m} DTLS sessions \
 (one UDP socket each, at most 32 handshakes at a time, each a distinct identity and so a distinct DOTS \
 client), then sends nothing; the daemon's VmRSS and VmHWM (/proc/PID/status) are read before (2 s after \
-start) and after ({settle} s after the last handshake), and again 2 s after the client closed them all. \
+start) and after ({settle} s after the last handshake); then the client sends a CoAP ping (Empty CON, RFC 7252 \
+4.3) on every session and counts the RSTs that come back, to show they were still sessions; the RSS is read \
+again 2 s after the client closed them all. \
 Per-session bytes are (RSS after − RSS before) / sessions. The floor beside it is libcoap's example server \
 `coap-server-openssl -k <key>` (DTLS on port 5684) holding the same sessions from the same client: a plain \
 CoAP/DTLS server with no DOTS state, no heartbeats and no per-client registry, not an alternative DOTS server \

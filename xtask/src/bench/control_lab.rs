@@ -118,7 +118,10 @@ pub fn run_client(example: &Path, host: &Host, args: &[String]) -> anyhow::Resul
 
 /// Reads `bench_control`'s stdout until a line starting with `word`.
 pub fn wait_line(child: &mut Child, word: &str) -> anyhow::Result<Vec<String>> {
-    let out = child.stdout.take().context("stdout")?;
+    // Borrowed, not taken: a later line may be waited for too. The child
+    // prints nothing between the lines waited for, so the reader buffers
+    // nothing beyond this one.
+    let out = child.stdout.as_mut().context("stdout")?;
     for line in BufReader::new(out).lines() {
         let line = line?;
         let f: Vec<String> = line.split('\t').map(str::to_owned).collect();
@@ -129,12 +132,14 @@ pub fn wait_line(child: &mut Child, word: &str) -> anyhow::Result<Vec<String>> {
     bail!("bench_control ended before printing `{word}`")
 }
 
-/// Closing its stdin tells `bench_control sessions` to close its sessions.
-pub fn finish(mut child: Child) -> anyhow::Result<()> {
+/// Closing its stdin tells `bench_control sessions` to ping, then close,
+/// its sessions; returns how many answered the ping (`alive` line).
+pub fn finish(mut child: Child) -> anyhow::Result<usize> {
     drop(child.stdin.take() as Option<ChildStdin>);
+    let alive = wait_line(&mut child, "alive")?;
     let st = child.wait()?;
     if !st.success() {
         bail!("bench_control ended with {st}");
     }
-    Ok(())
+    alive.get(1).and_then(|v| v.parse().ok()).context("`alive` line without a count")
 }

@@ -29,6 +29,8 @@ pub struct Held {
     pub closed: Mem,
     /// The client process's own VmRSS with all sessions open (KiB).
     pub client_rss_kib: u64,
+    /// Sessions that answered a CoAP ping after the memory was read.
+    pub alive: usize,
 }
 
 impl Held {
@@ -83,7 +85,8 @@ fn hold(example: &Path, client: &Host, server: &str, n: usize, pid: u32) -> anyh
     ));
     std::thread::sleep(SETTLE);
     let after = cl::mem(pid)?;
-    cl::finish(child)?;
+    let alive = cl::finish(child)?;
+    step(&format!("control: {alive} of {} sessions answered a CoAP ping after idling", num(1)));
     std::thread::sleep(Duration::from_secs(2));
     let closed = cl::mem(pid)?;
     let client_rss_kib = num(4) as u64;
@@ -96,6 +99,7 @@ fn hold(example: &Path, client: &Host, server: &str, n: usize, pid: u32) -> anyh
         after,
         closed,
         client_rss_kib,
+        alive,
     })
 }
 
