@@ -8,11 +8,12 @@
 //! map (targets, policies, accept/drop lists) therefore holds two
 //! *generations* of entries, told apart by a generation number inside the key
 //! (or, for the policy array, the index). The XDP program reads the active
-//! generation from [`CONFIG_GEN`] once per packet and looks up only entries of
-//! that generation. The daemon writes a complete change into the inactive
-//! generation, then flips [`CONFIG_GEN`] with one 4-byte write, then (after
-//! every program run that could still see the old generation has ended)
-//! brings the old generation up to date. Counters and rate-limiter state are
+//! generation and its [`gen_flags`] from [`CONFIG_ACTIVE`] once per packet (one
+//! word, one lookup) and looks up only entries of that generation. The daemon
+//! writes a complete change into the inactive generation, then flips
+//! [`CONFIG_ACTIVE`] to the new generation and its flags with one 4-byte
+//! write, then (after every program run that could still see the old
+//! generation has ended) brings the old generation up to date. Counters and rate-limiter state are
 //! not generational: they belong to a target id, which is stable.
 #![no_std]
 
@@ -30,12 +31,19 @@ pub const MAX_IPV6_EXT_HEADERS: usize = 6;
 pub const MAX_HOST_ROUTES: u32 = 1 << 21;
 /// Prefixes shorter than a host route (LPM trie) per family and generation.
 pub const MAX_PREFIXES: u32 = 1 << 21;
-/// Accept-list / drop-list prefixes per family and generation.
+/// Accept-list / drop-list entries per family and generation (host
+/// addresses in the list's hash map, shorter prefixes in its LPM trie: each
+/// map is sized for all of them).
 pub const MAX_LIST_ENTRIES: u32 = 1 << 21;
 /// Per-source rate-limiter states (LRU).
 pub const MAX_RATE_STATES: u32 = 1 << 20;
-/// Interfaces with their own totals (key 0 collects any other ifindex).
+/// Interface counter slots (`IFACE_STATS`); slot 0 collects any ifindex
+/// without a slot of its own (BPF_PROG_TEST_RUN runs, for instance).
 pub const MAX_IFACES: u32 = 256;
+/// Entries of `IFACE_SLOTS`, the ifindex → slot table: a power of two.
+pub const IFACE_SLOT_TABLE: u32 = 1024;
+/// Table entries probed from `ifindex % IFACE_SLOT_TABLE` on.
+pub const IFACE_PROBES: u32 = 4;
 
 /// Names of the maps, also their pin names under bpffs.
 pub mod maps {
@@ -48,11 +56,16 @@ pub mod maps {
     pub const ACCEPT_V6: &str = "MTG_ACCEPT_V6";
     pub const DROP_V4: &str = "MTG_DROP_V4";
     pub const DROP_V6: &str = "MTG_DROP_V6";
+    pub const ACCEPT_HOST_V4: &str = "MTG_ACCEPT_HOST_V4";
+    pub const ACCEPT_HOST_V6: &str = "MTG_ACCEPT_HOST_V6";
+    pub const DROP_HOST_V4: &str = "MTG_DROP_HOST_V4";
+    pub const DROP_HOST_V6: &str = "MTG_DROP_HOST_V6";
     pub const POLICIES: &str = "MTG_POLICIES";
     pub const REFLECT_PORTS: &str = "MTG_REFLECT_PORTS";
     pub const RATE_STATE: &str = "MTG_RATE_STATE";
     pub const TARGET_STATS: &str = "MTG_TARGET_STATS";
     pub const IFACE_STATS: &str = "MTG_IFACE_STATS";
+    pub const IFACE_SLOTS: &str = "MTG_IFACE_SLOTS";
     pub const ACL_HDR: &str = "MTG_ACL_HDR";
     pub const ACL_IDX: &str = "MTG_ACL_IDX";
     pub const ACL_PFX_V4: &str = "MTG_ACL_PFX_V4";
@@ -64,7 +77,8 @@ pub mod maps {
     /// Every map, for pinning and adoption.
     pub const ALL: &[&str] = &[
         CONFIG, HOST_V4, HOST_V6, LPM_V4, LPM_V6, ACCEPT_V4, ACCEPT_V6, DROP_V4, DROP_V6,
-        POLICIES, REFLECT_PORTS, RATE_STATE, TARGET_STATS, IFACE_STATS, ACL_HDR, ACL_IDX,
+        ACCEPT_HOST_V4, ACCEPT_HOST_V6, DROP_HOST_V4, DROP_HOST_V6, POLICIES, REFLECT_PORTS,
+        RATE_STATE, TARGET_STATS, IFACE_STATS, IFACE_SLOTS, ACL_HDR, ACL_IDX,
         ACL_PFX_V4, ACL_PFX_V6, ACL_VECS, ACL_RULES, ACL_RATE, ACL_STATS,
     ];
 }
@@ -75,14 +89,24 @@ pub const PROGRAM_NAME: &str = "mitigator";
 // ---------------------------------------------------------------- config ---
 
 /// `CONFIG` is an `Array<u32>` of [`CONFIG_LEN`] entries.
-/// Index of the active generation (0 or 1).
-pub const CONFIG_GEN: u32 = 0;
-/// Index of the [`GenFlags`] of generation `g`: `CONFIG_FLAGS + g`.
-pub const CONFIG_FLAGS: u32 = 1;
-pub const CONFIG_LEN: u32 = 3;
+/// Index of the active word: the active generation in bit [`CONFIG_GEN_BIT`],
+/// that generation's [`gen_flags`] in the bits below. One word, so that a
+/// packet reads both with one lookup and the daemon flips both with one
+/// 4-byte write (a packet never sees a generation with another's flags).
+pub const CONFIG_ACTIVE: u32 = 0;
+pub const CONFIG_LEN: u32 = 1;
+pub const CONFIG_GEN_BIT: u32 = 31;
+
+/// The active word for generation `gen` (0 or 1) with `flags`.
+#[inline(always)]
+pub const fn config_word(gen: u32, flags: u32) -> u32 {
+    ((gen & 1) << CONFIG_GEN_BIT) | (flags & !(1 << CONFIG_GEN_BIT))
+}
 
 /// Which rule maps hold entries in a generation, so that a packet skips the
 /// lookups of empty maps (the no-match path costs only what is configured).
+/// `ACCEPT_*`/`DROP_*` are the lists' LPM tries (prefixes shorter than a
+/// host), `*_HOST_*` their hash maps (/32 and /128 entries).
 pub mod gen_flags {
     pub const ACCEPT_V4: u32 = 1 << 0;
     pub const ACCEPT_V6: u32 = 1 << 1;
@@ -95,11 +119,17 @@ pub mod gen_flags {
     /// The generation has data-channel ACL entries (`ACL_*` maps). Without
     /// it the program does no ACL work at all.
     pub const ACL: u32 = 1 << 8;
+    pub const ACCEPT_HOST_V4: u32 = 1 << 9;
+    pub const ACCEPT_HOST_V6: u32 = 1 << 10;
+    pub const DROP_HOST_V4: u32 = 1 << 11;
+    pub const DROP_HOST_V6: u32 = 1 << 12;
 }
 
 // ------------------------------------------------------------------ keys ---
 
-/// Key of `HOST_V4` (hash): a /32 target. Value: target id (`u32`).
+/// Key of `HOST_V4` (hash): a /32 target. Value: target id (`u32`). Also
+/// the key of the lists' host maps (`ACCEPT_HOST_V4`, `DROP_HOST_V4`; value
+/// unused).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HostKeyV4 {
@@ -108,7 +138,8 @@ pub struct HostKeyV4 {
     pub addr: [u8; 4],
 }
 
-/// Key of `HOST_V6` (hash): a /128 target. Value: target id (`u32`).
+/// Key of `HOST_V6` (hash): a /128 target. Value: target id (`u32`). Also
+/// the key of `ACCEPT_HOST_V6` and `DROP_HOST_V6`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HostKeyV6 {
@@ -364,14 +395,30 @@ impl IfaceVerdict {
     }
 }
 
-/// `IFACE_STATS`: `PerCpuHashMap<u32 ifindex, IfaceStats>`. The daemon
-/// creates an entry per attached interface and key 0 for any other ifindex
-/// (BPF_PROG_TEST_RUN runs, for instance). Every packet the program sees is
-/// counted exactly once, so the sum of `verdicts` is all packets seen.
+/// `IFACE_STATS`: `PerCpuArray<IfaceStats>` of [`MAX_IFACES`] slots. The
+/// daemon gives each attached interface a slot (in `IFACE_SLOTS`); slot 0
+/// counts any other ifindex (BPF_PROG_TEST_RUN runs, for instance). Every
+/// packet the program sees is counted exactly once, so the sum of
+/// `verdicts` is all packets seen.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceStats {
     pub verdicts: [Counter; N_IFACE_VERDICTS],
+}
+
+/// `IFACE_SLOTS`: `Array<IfaceSlot>` of [`IFACE_SLOT_TABLE`] entries, an
+/// open-addressing table written by the daemon at attach: the entry of an
+/// ifindex is the first of `IFACE_PROBES` entries from `ifindex %
+/// IFACE_SLOT_TABLE` on whose `ifindex` matches; the walk stops at an empty
+/// entry (`ifindex` 0). Entries are never emptied (an interface that is gone
+/// has its entry taken over in place), so a walk never stops early at a
+/// hole. Why not a hash map: an array lookup is inlined by the kernel and
+/// costs a few instructions, a hash lookup about 20 ns per packet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceSlot {
+    pub ifindex: u32,
+    pub slot: u32,
 }
 
 #[cfg(feature = "user")]
@@ -388,6 +435,7 @@ mod pod {
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for TargetStats {}
     unsafe impl aya::Pod for IfaceStats {}
+    unsafe impl aya::Pod for IfaceSlot {}
     unsafe impl aya::Pod for AclBits {}
     unsafe impl aya::Pod for AclVecKey {}
     unsafe impl aya::Pod for AclHeader {}

@@ -2,8 +2,8 @@
 //! target lookup → the target's policy → verdict, every packet counted exactly once per
 //! interface and (when it matched a target) per target.
 //!
-//! All rule lookups read the active generation (`CONFIG[CONFIG_GEN]`) once
-//! per packet; see `mitigator_common` for why.
+//! All rule lookups read the active generation and its flags
+//! (`CONFIG[CONFIG_ACTIVE]`) once per packet; see `mitigator_common` for why.
 #![no_std]
 #![no_main]
 
@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use mitigator_common::{
     gen_flags as gf, lpm_v4, lpm_v6, policy_flags, DropReason, HostKeyV4, HostKeyV6, IfaceVerdict,
-    CONFIG_FLAGS, CONFIG_GEN, LPM_GEN_BITS, MAX_TARGETS,
+    CONFIG_ACTIVE, CONFIG_GEN_BIT, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
 };
 
 use maps::*;
@@ -32,7 +32,7 @@ pub fn mitigator(ctx: XdpContext) -> u32 {
     let data_end = ctx.data_end();
     let len = (data_end - data) as u64;
     let (action, verdict) = decide(data, data_end, len);
-    count_iface(unsafe { (*ctx.ctx).ingress_ifindex }, verdict, len);
+    count_iface(iface_slot(unsafe { (*ctx.ctx).ingress_ifindex }), verdict, len);
     action
 }
 
@@ -57,22 +57,18 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     }
     let p: &Pkt = p;
 
-    // Generation first, then its flags: a reader of a new generation's
-    // number always finds that generation's flags already written.
-    let gen = match CONFIG.get(CONFIG_GEN) {
-        Some(g) => *g & 1,
+    // The generation and its flags, read together (one word).
+    let word = match CONFIG.get(CONFIG_ACTIVE) {
+        Some(w) => *w,
         None => 0,
     };
-    let flags = match CONFIG.get(CONFIG_FLAGS + gen) {
-        Some(f) => *f,
-        None => 0,
-    };
+    let gen = word >> CONFIG_GEN_BIT;
+    let flags = word;
 
-    let (acc, drp) = if p.v6 { (gf::ACCEPT_V6, gf::DROP_V6) } else { (gf::ACCEPT_V4, gf::DROP_V4) };
-    if flags & acc != 0 && on_list(true, p, gen) {
+    if on_list(true, p, gen, flags) {
         return (XDP_PASS, IfaceVerdict::Accepted);
     }
-    if flags & drp != 0 && on_list(false, p, gen) {
+    if on_list(false, p, gen, flags) {
         return (XDP_DROP, IfaceVerdict::DropListed);
     }
     // One flag test when no ACL is installed: the no-ACL path stays as fast.
@@ -120,18 +116,37 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     }
 }
 
-/// Source on the accept-list (`accept`) or drop-list.
+/// Source on the accept-list (`accept`) or drop-list: its host map (hash)
+/// first, then its prefix trie, each skipped when the generation has none.
 #[inline(always)]
-fn on_list(accept: bool, p: &Pkt, gen: u32) -> bool {
+fn on_list(accept: bool, p: &Pkt, gen: u32, flags: u32) -> bool {
     if p.v6 {
-        let key = Key::new(LPM_GEN_BITS + 128, lpm_v6(gen, p.src));
-        let m = if accept { &ACCEPT_V6 } else { &DROP_V6 };
-        m.get(&key).is_some()
+        let (host_bit, pfx_bit) = if accept { (gf::ACCEPT_HOST_V6, gf::ACCEPT_V6) } else { (gf::DROP_HOST_V6, gf::DROP_V6) };
+        if flags & host_bit != 0 {
+            let m = if accept { &ACCEPT_HOST_V6 } else { &DROP_HOST_V6 };
+            if m.get_ptr(&HostKeyV6 { gen, addr: p.src }).is_some() {
+                return true;
+            }
+        }
+        if flags & pfx_bit != 0 {
+            let m = if accept { &ACCEPT_V6 } else { &DROP_V6 };
+            return m.get(&Key::new(LPM_GEN_BITS + 128, lpm_v6(gen, p.src))).is_some();
+        }
     } else {
-        let key = Key::new(LPM_GEN_BITS + 32, lpm_v4(gen, [p.src[0], p.src[1], p.src[2], p.src[3]]));
-        let m = if accept { &ACCEPT_V4 } else { &DROP_V4 };
-        m.get(&key).is_some()
+        let (host_bit, pfx_bit) = if accept { (gf::ACCEPT_HOST_V4, gf::ACCEPT_V4) } else { (gf::DROP_HOST_V4, gf::DROP_V4) };
+        let addr = [p.src[0], p.src[1], p.src[2], p.src[3]];
+        if flags & host_bit != 0 {
+            let m = if accept { &ACCEPT_HOST_V4 } else { &DROP_HOST_V4 };
+            if m.get_ptr(&HostKeyV4 { gen, addr }).is_some() {
+                return true;
+            }
+        }
+        if flags & pfx_bit != 0 {
+            let m = if accept { &ACCEPT_V4 } else { &DROP_V4 };
+            return m.get(&Key::new(LPM_GEN_BITS + 32, lpm_v4(gen, addr))).is_some();
+        }
     }
+    false
 }
 
 /// Destination → target id: host routes (hash) first, then prefixes (LPM),
@@ -167,18 +182,30 @@ fn find_target(p: &Pkt, gen: u32, flags: u32) -> Option<u32> {
     None
 }
 
-/// Counts the packet under its interface verdict; an ifindex without an
-/// entry (the daemon creates one per attached interface) goes to key 0.
+/// The interface's counter slot (see `IfaceSlot`): 0 for an ifindex the
+/// daemon gave none. Array lookups only, which the kernel inlines.
 #[inline(always)]
-fn count_iface(ifindex: u32, v: IfaceVerdict, len: u64) {
-    let s = match IFACE_STATS.get_ptr_mut(&ifindex) {
-        Some(s) => s,
-        None => match IFACE_STATS.get_ptr_mut(&0u32) {
-            Some(s) => s,
-            None => return,
-        },
+fn iface_slot(ifindex: u32) -> u32 {
+    let mut i = 0;
+    while i < IFACE_PROBES {
+        match IFACE_SLOTS.get((ifindex + i) & (IFACE_SLOT_TABLE - 1)) {
+            Some(e) if e.ifindex == ifindex => return e.slot,
+            Some(e) if e.ifindex != 0 => {}
+            // An empty entry ends the walk.
+            _ => return 0,
+        }
+        i += 1;
+    }
+    0
+}
+
+/// Counts the packet under its interface verdict in `slot`.
+#[inline(always)]
+fn count_iface(slot: u32, v: IfaceVerdict, len: u64) {
+    let s = match IFACE_STATS.get_ptr_mut(slot) {
+        Some(s) => unsafe { &mut *s },
+        None => return,
     };
-    let s = unsafe { &mut *s };
     let c = match v {
         IfaceVerdict::Unparsed => &mut s.verdicts[0],
         IfaceVerdict::Accepted => &mut s.verdicts[1],

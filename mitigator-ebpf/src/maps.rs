@@ -9,7 +9,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use mitigator_common::*;
 
@@ -35,7 +35,25 @@ pub static LPM_V4: LpmTrie<LpmDataV4, u32> = LpmTrie::with_max_entries(2 * MAX_P
 #[map(name = "MTG_LPM_V6")]
 pub static LPM_V6: LpmTrie<LpmDataV6, u32> = LpmTrie::with_max_entries(2 * MAX_PREFIXES, 0);
 
-/// Accept/drop lists: the value is unused (reserved for an ACL id).
+/// Accept/drop lists: /32 and /128 entries in a hash map each (looked up
+/// first: a hash lookup costs far less than an LPM walk), shorter prefixes
+/// in an LPM trie each. The value is unused (reserved for an ACL id).
+#[map(name = "MTG_ACCEPT_HOST_V4")]
+pub static ACCEPT_HOST_V4: HashMap<HostKeyV4, u32> =
+    HashMap::with_max_entries(2 * MAX_LIST_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "MTG_ACCEPT_HOST_V6")]
+pub static ACCEPT_HOST_V6: HashMap<HostKeyV6, u32> =
+    HashMap::with_max_entries(2 * MAX_LIST_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "MTG_DROP_HOST_V4")]
+pub static DROP_HOST_V4: HashMap<HostKeyV4, u32> =
+    HashMap::with_max_entries(2 * MAX_LIST_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "MTG_DROP_HOST_V6")]
+pub static DROP_HOST_V6: HashMap<HostKeyV6, u32> =
+    HashMap::with_max_entries(2 * MAX_LIST_ENTRIES, BPF_F_NO_PREALLOC);
+
 #[map(name = "MTG_ACCEPT_V4")]
 pub static ACCEPT_V4: LpmTrie<LpmDataV4, u32> =
     LpmTrie::with_max_entries(2 * MAX_LIST_ENTRIES, 0);
@@ -64,9 +82,13 @@ pub static RATE_STATE: LruHashMap<RateKey, RateState> =
 #[map(name = "MTG_TARGET_STATS")]
 pub static TARGET_STATS: PerCpuArray<TargetStats> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
 
+/// Arrays, not hash maps: the kernel inlines array lookups (see
+/// `IfaceSlot` for the numbers).
 #[map(name = "MTG_IFACE_STATS")]
-pub static IFACE_STATS: PerCpuHashMap<u32, IfaceStats> =
-    PerCpuHashMap::with_max_entries(MAX_IFACES, 0);
+pub static IFACE_STATS: PerCpuArray<IfaceStats> = PerCpuArray::with_max_entries(MAX_IFACES, 0);
+
+#[map(name = "MTG_IFACE_SLOTS")]
+pub static IFACE_SLOTS: Array<IfaceSlot> = Array::with_max_entries(IFACE_SLOT_TABLE, 0);
 
 // ------------------------------------------------------------------ ACL ---
 // Layout and meaning: mitigator_common::acl; lookup: acl.rs.

@@ -31,8 +31,8 @@ use mitigator::dataplane::{
     testpkt::{Ext, PacketBuilder, TCP_ACK, TCP_SYN},
     Dataplane, DataplaneOptions, RuleSet, TargetRule,
 };
-use aya::maps::{PerCpuHashMap, PerCpuValues};
-use mitigator_common::{policy_flags as pf, IfaceStats, Policy, PortRange};
+use aya::maps::Array;
+use mitigator_common::{policy_flags as pf, IfaceSlot, Policy, PortRange};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -163,27 +163,26 @@ fn own_prog_ids() -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-/// Test runs see the loopback device's ifindex (1), which has no entry in
-/// the per-interface counters, so the program looks it up, misses, and
-/// counts under key 0: a second hash lookup that a packet on an attached
-/// interface (whose entry `attach` creates) never pays. This creates the
-/// entry, as `attach` would, so that test runs cost what attached runs do.
+/// Test runs see the loopback device's ifindex (1), which has no slot in
+/// the interface-counter table, so the program counts them under slot 0
+/// after one probe of the table. An attached interface's packets find
+/// their own entry instead: this gives ifindex 1 an entry (slot 1), as
+/// `attach` would, so that test runs cost what attached runs do.
 fn add_test_run_iface_entry(prog_id: u32) -> Result<()> {
     let prog = aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .find(|p| p.id() == prog_id)
         .with_context(|| format!("program {prog_id} not loaded"))?;
     for id in prog.map_ids()?.unwrap_or_default() {
-        if aya::maps::MapInfo::from_id(id)?.name_as_str() != Some("MTG_IFACE_STATS") {
+        if aya::maps::MapInfo::from_id(id)?.name_as_str() != Some("MTG_IFACE_SLOTS") {
             continue;
         }
         let map = aya::maps::Map::from_map_data(aya::maps::MapData::from_id(id)?)?;
-        let mut stats: PerCpuHashMap<_, u32, IfaceStats> = PerCpuHashMap::try_from(map)?;
-        let cpus = aya::util::nr_cpus().map_err(|(m, e)| anyhow::anyhow!("{m}: {e}"))?;
-        stats.insert(1, PerCpuValues::try_from(vec![IfaceStats::default(); cpus])?, 0)?;
+        let mut slots: Array<_, IfaceSlot> = Array::try_from(map)?;
+        slots.set(1, IfaceSlot { ifindex: 1, slot: 1 }, 0)?;
         return Ok(());
     }
-    bail!("program {prog_id} has no MTG_IFACE_STATS map")
+    bail!("program {prog_id} has no MTG_IFACE_SLOTS map")
 }
 
 /// Opens a Dataplane holding `rules`; returns it with its program id.

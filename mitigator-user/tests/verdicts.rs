@@ -1,6 +1,6 @@
 //! Verdict tests: crafted packets through BPF_PROG_TEST_RUN, asserting the
 //! XDP action and the counters (TARGET_STATS of the target, IFACE_STATS
-//! key 0, where test runs are counted). Needs root (BPF). Each test opens
+//! slot 0, reported as ifindex 0, where test runs are counted). Needs root (BPF). Each test opens
 //! its own unpinned Dataplane, so tests run in parallel without sharing maps.
 
 use ipnet::IpNet;
@@ -486,6 +486,79 @@ fn drop_list() {
     check_one(&rules, &PacketBuilder::ipv4(OTHER4, DST4).udp(1, 53).build(), XDP_PASS, IfaceVerdict::TargetPassed, None);
 }
 
+/// A list keeps hosts (/32, /128) in a hash map and shorter prefixes in a
+/// trie: an address listed both ways, or either way, is on the list, and
+/// removing one kind leaves the other in force (accept-list: same maps,
+/// same rules).
+#[test]
+fn list_hosts_and_prefixes() {
+    let mut d = dp();
+    let from = |src: [u8; 4]| PacketBuilder::ipv4(src, OTHER4).udp(1, 53).build();
+    let from6 = |last: u8| {
+        let mut s = SRC6;
+        s[15] = last;
+        PacketBuilder::ipv6(s, DST6).udp(1, 53).build()
+    };
+    let host = [203, 0, 113, 7]; // also inside the /24 below
+    let in_pfx = [203, 0, 113, 5];
+    let lone = [192, 0, 2, 66]; // only as a host entry
+    let outside = [192, 0, 2, 67];
+    let both = vec![net("203.0.113.7/32"), net("203.0.113.0/24"), net("192.0.2.66/32"), net("2001:db8:1::1/128"), net("2001:db8:1::/64")];
+    let verdict = |d: &Dataplane, pkt: &[u8], want: u32| assert_eq!(d.test_run(pkt).unwrap(), want, "{pkt:02x?}");
+
+    d.apply(&RuleSet { drop: both.clone(), ..Default::default() }).unwrap();
+    for src in [host, in_pfx, lone] {
+        verdict(&d, &from(src), XDP_DROP);
+    }
+    verdict(&d, &from(outside), XDP_PASS);
+    verdict(&d, &from6(1), XDP_DROP);
+    verdict(&d, &from6(2), XDP_DROP);
+    let mut sorted = both.clone();
+    sorted.sort();
+    let mut cur = d.current_rules().drop;
+    cur.sort();
+    assert_eq!(cur, sorted, "read back from both maps");
+
+    // Prefixes removed: the hosts stay listed, the rest of the /24 is not.
+    let hosts = vec![net("203.0.113.7/32"), net("192.0.2.66/32"), net("2001:db8:1::1/128")];
+    d.apply(&RuleSet { drop: hosts, ..Default::default() }).unwrap();
+    verdict(&d, &from(host), XDP_DROP);
+    verdict(&d, &from(lone), XDP_DROP);
+    verdict(&d, &from(in_pfx), XDP_PASS);
+    verdict(&d, &from6(1), XDP_DROP);
+    verdict(&d, &from6(2), XDP_PASS);
+
+    // Hosts removed: the prefixes alone still cover their addresses.
+    let pfx = vec![net("203.0.113.0/24"), net("2001:db8:1::/64")];
+    d.apply(&RuleSet { drop: pfx, ..Default::default() }).unwrap();
+    verdict(&d, &from(host), XDP_DROP);
+    verdict(&d, &from(in_pfx), XDP_DROP);
+    verdict(&d, &from(lone), XDP_PASS);
+    verdict(&d, &from6(1), XDP_DROP);
+    verdict(&d, &from6(3), XDP_DROP);
+
+    // The accept-list, both kinds, in front of a drop-all target.
+    let mut rules = drop_all();
+    rules.accept = vec![net("192.0.2.1/32"), net("192.0.2.128/25"), net("2001:db8:1::1/128")];
+    d.apply(&rules).unwrap();
+    let to_dst = |src: [u8; 4]| PacketBuilder::ipv4(src, DST4).udp(1, 53).build();
+    verdict(&d, &to_dst(SRC4), XDP_PASS);
+    verdict(&d, &to_dst([192, 0, 2, 200]), XDP_PASS);
+    verdict(&d, &to_dst([192, 0, 2, 2]), XDP_DROP);
+    verdict(&d, &PacketBuilder::ipv6(SRC6, DST6).udp(1, 53).build(), XDP_PASS);
+    rules.accept = vec![net("192.0.2.128/25")];
+    d.apply(&rules).unwrap();
+    verdict(&d, &to_dst(SRC4), XDP_DROP);
+    verdict(&d, &to_dst([192, 0, 2, 200]), XDP_PASS);
+    verdict(&d, &PacketBuilder::ipv6(SRC6, DST6).udp(1, 53).build(), XDP_DROP);
+
+    // Nothing listed any more: nothing of the lists survives in the maps.
+    d.apply(&RuleSet::default()).unwrap();
+    d.apply(&RuleSet::default()).unwrap();
+    verdict(&d, &from(host), XDP_PASS);
+    assert_eq!(d.current_rules(), RuleSet::default());
+}
+
 #[test]
 fn matches_nothing() {
     check_one(&drop_all(), &PacketBuilder::ipv4(SRC4, OTHER4).udp(1, 53).build(), XDP_PASS, IfaceVerdict::NoMatch, None);
@@ -588,6 +661,47 @@ fn reopen_adopts_pinned_maps() {
     assert_eq!(d.current_rules(), RuleSet::default());
     d.uninstall().unwrap();
     assert!(!dir.exists(), "uninstall removes every pin");
+}
+
+/// Pins of another build are refused, not misread: a map whose kind
+/// changed with the same sizes (the per-CPU hash IFACE_STATS of earlier
+/// builds), and a set of pins that lacks one of this build's maps.
+#[test]
+fn pins_of_another_layout_are_refused() {
+    let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/mitigator-test-layout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = DataplaneOptions { pin_dir: Some(dir.clone()) };
+    let mut d = Dataplane::open(&opts).unwrap();
+    let mut rules = drop_all();
+    rules.drop = vec![net("203.0.113.66/32"), net("203.0.113.128/25")];
+    d.apply(&rules).unwrap();
+    drop(d);
+    // Adopted with both kinds of list entries read back.
+    let d = Dataplane::open(&opts).unwrap();
+    assert!(d.adopted());
+    let mut want = rules.drop.clone();
+    want.sort();
+    assert_eq!(d.current_rules().drop, want);
+    drop(d);
+
+    let stats = dir.join(mitigator_common::maps::IFACE_STATS);
+    std::fs::remove_file(&stats).unwrap();
+    let size = std::mem::size_of::<IfaceStats>().to_string();
+    let st = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&stats)
+        .args(["type", "percpu_hash", "key", "4", "value", &size, "entries", "256", "name", "MTG_IFACE_STATS"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "bpftool map create");
+    let err = Dataplane::open(&opts).err().expect("a per-CPU hash IFACE_STATS is refused");
+    assert!(format!("{err:#}").contains("uninstall"), "{err:#}");
+
+    std::fs::remove_file(&stats).unwrap();
+    let err = Dataplane::open(&opts).err().expect("a pin set without IFACE_STATS is refused");
+    assert!(format!("{err:#}").contains("MTG_IFACE_STATS"), "{err:#}");
+    mitigator::dataplane::remove_pins(&dir).unwrap();
+    assert!(!dir.exists());
 }
 
 /// Not a test: prints what opening costs and what the kernel says about

@@ -149,7 +149,7 @@ const SCALING_METHOD: &str = "\
 `RuleSet` with that many entries, installed by one `Dataplane::apply` call, timed. `apply` writes \
 the inactive generation and flips (a fresh data plane has no earlier flip to wait for): the install \
 time is what a rule-set change of that size costs. Host routes are /32s (hash map), prefixes are /24s (LPM \
-trie), drop-list entries are /32 sources (LPM trie); all entries of a kind belong to one drop-all \
+trie), drop-list entries are /32 sources (the drop-list's hash map; its LPM trie holds only shorter prefixes and is skipped when empty); all entries of a kind belong to one drop-all \
 target. The packet (UDP) hits the middle entry, and is measured with `Dataplane::test_run_repeat` \
 (BPF_PROG_TEST_RUN). One repeated packet keeps the entry it hits in the CPU caches: this is the \
 warm-cache cost; a flood from random sources over a 1M-entry map would see cache misses on top.";

@@ -7,40 +7,54 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
-use aya::{maps::MapData, programs::Xdp, Ebpf, EbpfLoader};
+use aya::{
+    maps::{MapData, MapType},
+    programs::Xdp,
+    Ebpf, EbpfLoader,
+};
 use mitigator_common::{maps as m, *};
 
 /// The XDP object built by build.rs (aya-build).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mitigator"));
 
-/// Key size, value size and max entries of every map, as the program
-/// declares them. A pinned map is adopted only if it matches: a pinned map
-/// left by a build with another layout would otherwise be silently reused
-/// (aya does not compare) and misread.
-fn expected_layout(name: &str) -> Option<(u32, u32, u32)> {
+/// Type, key size, value size and max entries of a map.
+type Layout = (MapType, u32, u32, u32);
+
+/// The layout of every map, as the program declares it. A pinned map is
+/// adopted only if it matches: a pinned map left by a build with another
+/// layout would otherwise be silently reused (aya does not compare) and
+/// misread. The type is compared too: a map that changed kind but kept its
+/// sizes (a hash that became an array) would pass the sizes alone.
+fn expected_layout(name: &str) -> Option<Layout> {
+    use MapType::{Array, Hash, LpmTrie, LruHash, PerCpuArray};
     let lpm4 = (4 + size_of::<LpmDataV4>()) as u32;
     let lpm6 = (4 + size_of::<LpmDataV6>()) as u32;
+    let host4 = size_of::<HostKeyV4>() as u32;
+    let host6 = size_of::<HostKeyV6>() as u32;
     Some(match name {
-        m::CONFIG => (4, 4, CONFIG_LEN),
-        m::HOST_V4 => (size_of::<HostKeyV4>() as u32, 4, 2 * MAX_HOST_ROUTES),
-        m::HOST_V6 => (size_of::<HostKeyV6>() as u32, 4, 2 * MAX_HOST_ROUTES),
-        m::LPM_V4 => (lpm4, 4, 2 * MAX_PREFIXES),
-        m::LPM_V6 => (lpm6, 4, 2 * MAX_PREFIXES),
-        m::ACCEPT_V4 | m::DROP_V4 => (lpm4, 4, 2 * MAX_LIST_ENTRIES),
-        m::ACCEPT_V6 | m::DROP_V6 => (lpm6, 4, 2 * MAX_LIST_ENTRIES),
-        m::POLICIES => (4, size_of::<Policy>() as u32, 2 * MAX_TARGETS),
-        m::REFLECT_PORTS => (4, 8, REFLECT_WORDS),
-        m::RATE_STATE => (size_of::<RateKey>() as u32, size_of::<RateState>() as u32, MAX_RATE_STATES),
-        m::TARGET_STATS => (4, size_of::<TargetStats>() as u32, MAX_TARGETS),
-        m::IFACE_STATS => (4, size_of::<IfaceStats>() as u32, MAX_IFACES),
-        m::ACL_HDR => (4, size_of::<AclHeader>() as u32, 2),
-        m::ACL_IDX => (4, 4, 2 * ACL_IDX_LEN_TOTAL),
-        m::ACL_PFX_V4 => ((4 + size_of::<AclPfxV4>()) as u32, 4, MAX_ACL_PREFIXES),
-        m::ACL_PFX_V6 => ((4 + size_of::<AclPfxV6>()) as u32, 4, MAX_ACL_PREFIXES),
-        m::ACL_VECS => (size_of::<AclVecKey>() as u32, size_of::<AclBits>() as u32, 2 * MAX_ACL_VECS),
-        m::ACL_RULES => (4, size_of::<AclRule>() as u32, 2 * MAX_ACL_ENTRIES),
-        m::ACL_RATE => (4, size_of::<AclBucket>() as u32, ACL_SLOTS),
-        m::ACL_STATS => (4, size_of::<Counter>() as u32, ACL_SLOTS),
+        m::CONFIG => (Array, 4, 4, CONFIG_LEN),
+        m::HOST_V4 => (Hash, host4, 4, 2 * MAX_HOST_ROUTES),
+        m::HOST_V6 => (Hash, host6, 4, 2 * MAX_HOST_ROUTES),
+        m::LPM_V4 => (LpmTrie, lpm4, 4, 2 * MAX_PREFIXES),
+        m::LPM_V6 => (LpmTrie, lpm6, 4, 2 * MAX_PREFIXES),
+        m::ACCEPT_V4 | m::DROP_V4 => (LpmTrie, lpm4, 4, 2 * MAX_LIST_ENTRIES),
+        m::ACCEPT_V6 | m::DROP_V6 => (LpmTrie, lpm6, 4, 2 * MAX_LIST_ENTRIES),
+        m::ACCEPT_HOST_V4 | m::DROP_HOST_V4 => (Hash, host4, 4, 2 * MAX_LIST_ENTRIES),
+        m::ACCEPT_HOST_V6 | m::DROP_HOST_V6 => (Hash, host6, 4, 2 * MAX_LIST_ENTRIES),
+        m::POLICIES => (Array, 4, size_of::<Policy>() as u32, 2 * MAX_TARGETS),
+        m::REFLECT_PORTS => (Array, 4, 8, REFLECT_WORDS),
+        m::RATE_STATE => (LruHash, size_of::<RateKey>() as u32, size_of::<RateState>() as u32, MAX_RATE_STATES),
+        m::TARGET_STATS => (PerCpuArray, 4, size_of::<TargetStats>() as u32, MAX_TARGETS),
+        m::IFACE_STATS => (PerCpuArray, 4, size_of::<IfaceStats>() as u32, MAX_IFACES),
+        m::IFACE_SLOTS => (Array, 4, size_of::<IfaceSlot>() as u32, IFACE_SLOT_TABLE),
+        m::ACL_HDR => (Array, 4, size_of::<AclHeader>() as u32, 2),
+        m::ACL_IDX => (Array, 4, 4, 2 * ACL_IDX_LEN_TOTAL),
+        m::ACL_PFX_V4 => (LpmTrie, (4 + size_of::<AclPfxV4>()) as u32, 4, MAX_ACL_PREFIXES),
+        m::ACL_PFX_V6 => (LpmTrie, (4 + size_of::<AclPfxV6>()) as u32, 4, MAX_ACL_PREFIXES),
+        m::ACL_VECS => (Hash, size_of::<AclVecKey>() as u32, size_of::<AclBits>() as u32, 2 * MAX_ACL_VECS),
+        m::ACL_RULES => (Array, 4, size_of::<AclRule>() as u32, 2 * MAX_ACL_ENTRIES),
+        m::ACL_RATE => (Array, 4, size_of::<AclBucket>() as u32, ACL_SLOTS),
+        m::ACL_STATS => (PerCpuArray, 4, size_of::<Counter>() as u32, ACL_SLOTS),
         _ => return None,
     })
 }
@@ -49,29 +63,38 @@ fn pin_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Checks that every map already pinned under `dir` has our layout.
-/// Returns whether any map was pinned (adoption).
+/// Checks that every map already pinned under `dir` has our layout, and
+/// that either all or none of our maps are pinned (a build with fewer maps
+/// left the others out: its rules would be misread). Returns whether any
+/// map was pinned (adoption).
 fn check_pinned(dir: &Path) -> Result<bool> {
-    let mut found = 0;
+    let mut missing = vec![];
     for name in m::ALL {
         let p = pin_path(dir, name);
         if !p.exists() {
+            missing.push(*name);
             continue;
         }
-        found += 1;
         let map = MapData::from_pin(&p).with_context(|| format!("opening pinned map {}", p.display()))?;
         let info = map.info()?;
-        let got = (info.key_size(), info.value_size(), info.max_entries());
+        let got = (info.map_type()?, info.key_size(), info.value_size(), info.max_entries());
         let want = expected_layout(name).expect("every map has a layout");
         if got != want {
             bail!(
-                "pinned map {} has layout (key {}, value {}, entries {}), this build expects \
-                 (key {}, value {}, entries {}): remove the pins (`uninstall`) before upgrading",
-                p.display(), got.0, got.1, got.2, want.0, want.1, want.2
+                "pinned map {} has layout (type {:?}, key {}, value {}, entries {}), this build expects \
+                 (type {:?}, key {}, value {}, entries {}): remove the pins (`uninstall`) before upgrading",
+                p.display(), got.0, got.1, got.2, got.3, want.0, want.1, want.2, want.3
             );
         }
     }
-    Ok(found > 0)
+    if !missing.is_empty() && missing.len() < m::ALL.len() {
+        bail!(
+            "maps pinned under {} by another build lack {}: remove the pins (`uninstall`) before upgrading",
+            dir.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(missing.is_empty())
 }
 
 /// Loads the object and the program into the kernel. With `pin_dir`, each

@@ -13,7 +13,7 @@
 //! dp.active_generation() -> u32
 //! dp.set_reflection_ports(&[u16])
 //! dp.target_stats(id) / dp.reset_target_stats(id)   summed over CPUs / zeroed
-//! dp.iface_stats() -> Vec<(ifindex, IfaceStats)>    summed over CPUs (key 0 = any other ifindex)
+//! dp.iface_stats() -> Vec<(ifindex, IfaceStats)>    summed over CPUs (ifindex 0 = any other ifindex)
 //! dp.acl_stats(i) / dp.acl_stats_by_id(stat_id)     ACL entry's matched packets/bytes, summed over CPUs
 //! dp.test_run(pkt) -> XDP action                    BPF_PROG_TEST_RUN once
 //! dp.test_run_repeat(pkt, n) -> (action, avg)       for benchmarks
@@ -74,6 +74,8 @@ pub struct Dataplane {
     /// When `apply` last flipped the generation (the next `apply` waits
     /// until GRACE has passed since then before writing the old one).
     last_flip: Option<std::time::Instant>,
+    /// Mirror of `IFACE_SLOTS` (interface counter slots by ifindex).
+    iface_slots: Vec<mitigator_common::IfaceSlot>,
 }
 
 impl Dataplane {
@@ -89,6 +91,7 @@ impl Dataplane {
             active: 0,
             adopted,
             last_flip: None,
+            iface_slots: vec![],
         };
         dp.active = rules::read_active(&mut dp.ebpf)?;
         if adopted {
@@ -97,7 +100,7 @@ impl Dataplane {
                     .with_context(|| format!("reading generation {g} of the pinned maps"))?;
             }
         }
-        stats::ensure_iface_entry(&mut dp.ebpf, 0)?;
+        dp.iface_slots = stats::read_iface_slots(&dp.ebpf)?;
         Ok(dp)
     }
 
@@ -120,7 +123,7 @@ impl Dataplane {
     /// Attaches to `iface`; see the module docs for pinning and adoption.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<AttachedMode> {
         let (attached, how) = attach::attach(&mut self.ebpf, self.pin_dir.as_deref(), iface, mode)?;
-        stats::ensure_iface_entry(&mut self.ebpf, attached.ifindex)?;
+        stats::ensure_iface_slot(&mut self.ebpf, &mut self.iface_slots, attached.ifindex)?;
         self.links.insert(iface.to_string(), attached);
         Ok(how)
     }
@@ -188,7 +191,7 @@ impl Dataplane {
     /// Interface counters by ifindex (0 = interfaces without their own
     /// entry), summed over CPUs.
     pub fn iface_stats(&self) -> Result<Vec<(u32, IfaceStats)>> {
-        stats::iface_stats(&self.ebpf)
+        stats::iface_stats(&self.ebpf, &self.iface_slots)
     }
 
     /// Runs the program once on `packet` (BPF_PROG_TEST_RUN); returns the

@@ -5,7 +5,7 @@
 //! 2. writes the *inactive* generation as a diff against what it holds
 //!    (we mirror each generation's contents, read back from the maps when
 //!    pinned maps are adopted);
-//! 3. writes that generation's `GenFlags`, then flips `CONFIG_GEN` (one
+//! 3. flips `CONFIG_ACTIVE` to that generation and its `gen_flags` (one
 //!    4-byte array write: a packet sees either the old or the new set);
 //! 4. notes the time of the flip. The old generation is left as it is:
 //!    the next `apply` writes into it (a diff against what it holds), after
@@ -30,9 +30,9 @@ use aya::{
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mitigator_common::{
-    gen_flags as gf, lpm_v4, lpm_v6, maps as m, policy_flags, HostKeyV4, HostKeyV6, LpmDataV4, LpmDataV6, Policy,
-    CONFIG_FLAGS, CONFIG_GEN, LPM_GEN_BITS, MAX_HOST_ROUTES, MAX_LIST_ENTRIES, MAX_PREFIXES, MAX_TARGETS,
-    REFLECT_WORDS,
+    config_word, gen_flags as gf, lpm_v4, lpm_v6, maps as m, policy_flags, HostKeyV4, HostKeyV6, LpmDataV4,
+    LpmDataV6, Policy, CONFIG_ACTIVE, CONFIG_GEN_BIT, LPM_GEN_BITS, MAX_HOST_ROUTES, MAX_LIST_ENTRIES, MAX_PREFIXES,
+    MAX_TARGETS, REFLECT_WORDS,
 };
 
 use super::{
@@ -72,7 +72,10 @@ pub struct TargetRule {
     pub policy: Policy,
 }
 
-/// The exact contents of one generation, keyed as in the maps.
+/// The exact contents of one generation, keyed as in the maps. A list
+/// (`accept_*`, `drop_*`) holds host entries (/32, /128), which live in the
+/// list's hash map, and shorter prefixes, which live in its LPM trie
+/// (`list_parts`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct GenContents {
     host_v4: BTreeMap<[u8; 4], u32>,
@@ -142,10 +145,14 @@ impl GenContents {
     pub(super) fn flags(&self) -> u32 {
         let mut f = 0;
         for (nonempty, bit) in [
-            (!self.accept_v4.is_empty(), gf::ACCEPT_V4),
-            (!self.accept_v6.is_empty(), gf::ACCEPT_V6),
-            (!self.drop_v4.is_empty(), gf::DROP_V4),
-            (!self.drop_v6.is_empty(), gf::DROP_V6),
+            (has_list_entries(&self.accept_v4, false), gf::ACCEPT_V4),
+            (has_list_entries(&self.accept_v6, false), gf::ACCEPT_V6),
+            (has_list_entries(&self.drop_v4, false), gf::DROP_V4),
+            (has_list_entries(&self.drop_v6, false), gf::DROP_V6),
+            (has_list_entries(&self.accept_v4, true), gf::ACCEPT_HOST_V4),
+            (has_list_entries(&self.accept_v6, true), gf::ACCEPT_HOST_V6),
+            (has_list_entries(&self.drop_v4, true), gf::DROP_HOST_V4),
+            (has_list_entries(&self.drop_v6, true), gf::DROP_HOST_V6),
             (!self.host_v4.is_empty(), gf::HOST_V4),
             (!self.host_v6.is_empty(), gf::HOST_V6),
             (!self.lpm_v4.is_empty(), gf::LPM_V4),
@@ -216,7 +223,7 @@ fn config(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, u32>> {
 }
 
 pub(super) fn read_active(ebpf: &mut Ebpf) -> Result<u32> {
-    Ok(config(ebpf)?.get(&CONFIG_GEN, 0)? & 1)
+    Ok(config(ebpf)?.get(&CONFIG_ACTIVE, 0)? >> CONFIG_GEN_BIT)
 }
 
 /// Writes the difference `cur` → `want` into generation `gen` of a hash map.
@@ -264,8 +271,41 @@ pub(super) fn diff_lpm<K: Ord, D: aya::Pod>(
     Ok(())
 }
 
-fn set_map<K: Ord + Copy>(s: &BTreeSet<K>) -> BTreeMap<K, u32> {
-    s.iter().map(|k| (*k, 0)).collect()
+/// A list's entries as its two maps hold them: host addresses (prefix
+/// length `N * 8`) for the hash map, shorter prefixes for the trie.
+type ListParts<const N: usize> = (BTreeMap<[u8; N], u32>, BTreeMap<([u8; N], u8), u32>);
+
+fn is_host<const N: usize>(prefix_len: u8) -> bool {
+    prefix_len as usize == N * 8
+}
+
+/// The list has host entries (`host`) or shorter prefixes.
+fn has_list_entries<const N: usize>(s: &BTreeSet<([u8; N], u8)>, host: bool) -> bool {
+    s.iter().any(|(_, l)| is_host::<N>(*l) == host)
+}
+
+fn list_parts<const N: usize>(s: &BTreeSet<([u8; N], u8)>) -> ListParts<N> {
+    let host = s.iter().filter(|(_, l)| is_host::<N>(*l)).map(|(a, _)| (*a, 0)).collect();
+    let pfx = s.iter().filter(|(_, l)| !is_host::<N>(*l)).map(|k| (*k, 0)).collect();
+    (host, pfx)
+}
+
+/// Writes the difference `cur` → `want` of one list into generation `gen`
+/// of its hash map `host_map` and trie `pfx_map`.
+#[allow(clippy::too_many_arguments)]
+fn diff_list<const N: usize, HK: aya::Pod, D: aya::Pod>(
+    ebpf: &mut Ebpf,
+    host_map: &str,
+    pfx_map: &str,
+    cur: &BTreeSet<([u8; N], u8)>,
+    want: &BTreeSet<([u8; N], u8)>,
+    host_key: impl Fn(&[u8; N]) -> HK,
+    pfx_key: impl Fn(&([u8; N], u8)) -> Key<D>,
+) -> Result<()> {
+    let (cur_host, cur_pfx) = list_parts(cur);
+    let (want_host, want_pfx) = list_parts(want);
+    diff_hash(ebpf, host_map, &cur_host, &want_host, host_key)?;
+    diff_lpm(ebpf, pfx_map, &cur_pfx, &want_pfx, pfx_key)
 }
 
 fn k4(gen: u32, (a, l): &([u8; 4], u8)) -> Key<LpmDataV4> {
@@ -297,36 +337,43 @@ fn write_gen(ebpf: &mut Ebpf, gen: u32, cur: &GenContents, want: &GenContents) -
     diff_hash(ebpf, m::HOST_V6, &cur.host_v6, &want.host_v6, |a| HostKeyV6 { gen, addr: *a })?;
     diff_lpm(ebpf, m::LPM_V4, &cur.lpm_v4, &want.lpm_v4, |k| k4(gen, k))?;
     diff_lpm(ebpf, m::LPM_V6, &cur.lpm_v6, &want.lpm_v6, |k| k6(gen, k))?;
-    diff_lpm(ebpf, m::ACCEPT_V4, &set_map(&cur.accept_v4), &set_map(&want.accept_v4), |k| k4(gen, k))?;
-    diff_lpm(ebpf, m::ACCEPT_V6, &set_map(&cur.accept_v6), &set_map(&want.accept_v6), |k| k6(gen, k))?;
-    diff_lpm(ebpf, m::DROP_V4, &set_map(&cur.drop_v4), &set_map(&want.drop_v4), |k| k4(gen, k))?;
-    diff_lpm(ebpf, m::DROP_V6, &set_map(&cur.drop_v6), &set_map(&want.drop_v6), |k| k6(gen, k))?;
-    acl::write_gen(ebpf, gen, &cur.acl, &want.acl)?;
-    config(ebpf)?.set(CONFIG_FLAGS + gen, want.flags(), 0).context("writing GenFlags")?;
-    Ok(())
+    let h4 = |a: &[u8; 4]| HostKeyV4 { gen, addr: *a };
+    let h6 = |a: &[u8; 16]| HostKeyV6 { gen, addr: *a };
+    diff_list(ebpf, m::ACCEPT_HOST_V4, m::ACCEPT_V4, &cur.accept_v4, &want.accept_v4, h4, |k| k4(gen, k))?;
+    diff_list(ebpf, m::ACCEPT_HOST_V6, m::ACCEPT_V6, &cur.accept_v6, &want.accept_v6, h6, |k| k6(gen, k))?;
+    diff_list(ebpf, m::DROP_HOST_V4, m::DROP_V4, &cur.drop_v4, &want.drop_v4, h4, |k| k4(gen, k))?;
+    diff_list(ebpf, m::DROP_HOST_V6, m::DROP_V6, &cur.drop_v6, &want.drop_v6, h6, |k| k6(gen, k))?;
+    acl::write_gen(ebpf, gen, &cur.acl, &want.acl)
+
 }
 
 /// Reads back what generation `gen` holds (adoption of pinned maps).
 pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<GenContents> {
     let mut g = GenContents::default();
-    {
-        let map: HashMap<_, HostKeyV4, u32> = HashMap::try_from(map_mut(ebpf, m::HOST_V4)?)?;
+    fn host4(ebpf: &mut Ebpf, name: &str, gen: u32) -> Result<BTreeMap<[u8; 4], u32>> {
+        let map: HashMap<_, HostKeyV4, u32> = HashMap::try_from(map_mut(ebpf, name)?)?;
+        let mut out = BTreeMap::new();
         for kv in map.iter() {
             let (k, v) = kv?;
             if k.gen == gen {
-                g.host_v4.insert(k.addr, v);
+                out.insert(k.addr, v);
             }
         }
+        Ok(out)
     }
-    {
-        let map: HashMap<_, HostKeyV6, u32> = HashMap::try_from(map_mut(ebpf, m::HOST_V6)?)?;
+    fn host6(ebpf: &mut Ebpf, name: &str, gen: u32) -> Result<BTreeMap<[u8; 16], u32>> {
+        let map: HashMap<_, HostKeyV6, u32> = HashMap::try_from(map_mut(ebpf, name)?)?;
+        let mut out = BTreeMap::new();
         for kv in map.iter() {
             let (k, v) = kv?;
             if k.gen == gen {
-                g.host_v6.insert(k.addr, v);
+                out.insert(k.addr, v);
             }
         }
+        Ok(out)
     }
+    g.host_v4 = host4(ebpf, m::HOST_V4, gen)?;
+    g.host_v6 = host6(ebpf, m::HOST_V6, gen)?;
     fn lpm4(ebpf: &mut Ebpf, name: &str, gen: u32) -> Result<BTreeMap<([u8; 4], u8), u32>> {
         let map: LpmTrie<_, LpmDataV4, u32> = LpmTrie::try_from(map_mut(ebpf, name)?)?;
         let mut out = BTreeMap::new();
@@ -355,10 +402,13 @@ pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<GenContents> {
     }
     g.lpm_v4 = lpm4(ebpf, m::LPM_V4, gen)?;
     g.lpm_v6 = lpm6(ebpf, m::LPM_V6, gen)?;
-    g.accept_v4 = lpm4(ebpf, m::ACCEPT_V4, gen)?.into_keys().collect();
-    g.accept_v6 = lpm6(ebpf, m::ACCEPT_V6, gen)?.into_keys().collect();
-    g.drop_v4 = lpm4(ebpf, m::DROP_V4, gen)?.into_keys().collect();
-    g.drop_v6 = lpm6(ebpf, m::DROP_V6, gen)?.into_keys().collect();
+    // A list: its trie's prefixes and its hash map's hosts.
+    let hosts4 = |h: BTreeMap<[u8; 4], u32>| h.into_keys().map(|a| (a, 32));
+    let hosts6 = |h: BTreeMap<[u8; 16], u32>| h.into_keys().map(|a| (a, 128));
+    g.accept_v4 = lpm4(ebpf, m::ACCEPT_V4, gen)?.into_keys().chain(hosts4(host4(ebpf, m::ACCEPT_HOST_V4, gen)?)).collect();
+    g.accept_v6 = lpm6(ebpf, m::ACCEPT_V6, gen)?.into_keys().chain(hosts6(host6(ebpf, m::ACCEPT_HOST_V6, gen)?)).collect();
+    g.drop_v4 = lpm4(ebpf, m::DROP_V4, gen)?.into_keys().chain(hosts4(host4(ebpf, m::DROP_HOST_V4, gen)?)).collect();
+    g.drop_v6 = lpm6(ebpf, m::DROP_V6, gen)?.into_keys().chain(hosts6(host6(ebpf, m::DROP_HOST_V6, gen)?)).collect();
     {
         let pols: Array<_, Policy> = Array::try_from(map_mut(ebpf, m::POLICIES)?)?;
         for id in 0..MAX_TARGETS {
@@ -384,8 +434,8 @@ pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
     // New ACL entries start from zero (no generation uses these slots yet).
     acl::reset_slots(&mut dp.ebpf, &fresh)?;
     write_gen_tracked(dp, next, &want)?;
-    // The flip: from here new packets read `next`.
-    config(&mut dp.ebpf)?.set(CONFIG_GEN, next, 0).context("flipping CONFIG_GEN")?;
+    // The flip: from here new packets read `next` and its flags.
+    config(&mut dp.ebpf)?.set(CONFIG_ACTIVE, config_word(next, want.flags()), 0).context("flipping CONFIG_ACTIVE")?;
     dp.active = next;
     dp.last_flip = Some(std::time::Instant::now());
     Ok(())
@@ -396,8 +446,7 @@ pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
 fn write_gen_tracked(dp: &mut Dataplane, gen: u32, want: &GenContents) -> Result<()> {
     let g = gen as usize;
     if dp.gens[g] == *want {
-        // Still rewrite the flags: cheap, and they may be stale on adoption.
-        return config(&mut dp.ebpf)?.set(CONFIG_FLAGS + gen, want.flags(), 0).map_err(Into::into);
+        return Ok(());
     }
     let cur = std::mem::take(&mut dp.gens[g]);
     match write_gen(&mut dp.ebpf, gen, &cur, want) {

@@ -4,8 +4,9 @@
 //! Notes on the kernel side: the packet must be at least 14 bytes (an
 //! Ethernet header) and at most a page minus headroom, or the kernel
 //! refuses it (EINVAL); the run sees the ingress ifindex of the loopback
-//! device, which has no IFACE_STATS entry unless attached, so test runs are
-//! counted under key 0; the timestamp (`bpf_ktime_get_ns`) is real time.
+//! device, which has no interface-counter slot unless attached, so test
+//! runs are counted under slot 0 (ifindex 0 in `iface_stats`); the
+//! timestamp (`bpf_ktime_get_ns`) is real time.
 
 use std::time::Duration;
 
