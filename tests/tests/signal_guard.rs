@@ -105,6 +105,12 @@ fn without_the_guard_the_mitigation_cuts_its_own_channel() -> anyhow::Result<()>
 fn a_flood_at_the_dots_port_passes_at_the_guard_rate() -> anyhow::Result<()> {
     const RATE: u64 = 20_000;
     let lab = SignalLab::start("mtg-gdf", &format!("guard_bytes_per_s = {RATE}"))?;
+    // A protection scoped to other ports cannot drop DOTS traffic: the
+    // guard stays out of the maps.
+    lab.daemon.cli(&["protect", HOST, "--proto", "udp", "--port", "53", "--countermeasure", "drop-all"])?;
+    let st = lab.daemon.status()?;
+    assert_eq!(guard_entry(&st, "udp", 4646)["in_force"], false, "{}", st["guard"]);
+    lab.daemon.cli(&["unprotect", HOST])?;
     // A local protection of the whole host puts the guard in force.
     lab.daemon.cli(&["protect", HOST, "--countermeasure", "drop-all"])?;
     let g = guard_entry(&lab.daemon.status()?, "udp", 4646);

@@ -421,7 +421,7 @@ mod tests {
           {"name":"many","matches":{"tcp":{"flags-bitmask":{"operator":"match any","bitmask":2}}},"actions":{"forwarding":"drop"}}]}}]}}"#);
         let d = domain();
         let c = ClientAcls { cuid: "c", domain: &d, acls: &a, mitigating: false };
-        let guard = super::super::guard::entries(&super::super::guard::listeners(&crate::config::Config::default()), true);
+        let guard = super::super::guard::entries(&super::super::guard::listeners(&crate::config::Config::default()), &[], true);
         let e = check(&guard, &[c]).unwrap_err();
         assert_eq!((e.ace.as_str(), e.field.as_str()), ("many", "matches/tcp/flags-bitmask"), "after the guard's entries: {e}");
     }

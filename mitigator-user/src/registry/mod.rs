@@ -174,7 +174,8 @@ pub struct Status {
 pub struct GuardStatus {
     #[serde(flatten)]
     pub listener: compiler::guard::Listener,
-    /// In the maps: only while a protection or a client ACL entry exists.
+    /// In the maps: only while a protection could drop its traffic (or a
+    /// client ACL entry exists).
     pub in_force: bool,
     pub matched_packets: u64,
     pub matched_bytes: u64,
@@ -338,8 +339,8 @@ struct Owner_ {
     notices: dots::Notices,
     escalation: Option<crate::escalation::EscalationReport>,
     dc: datachannel::DcState,
-    /// Whether the guard's entries are in the maps (`compiler::guard`).
-    guard_in_force: bool,
+    /// The stat ids of the guard's entries in the maps (`compiler::guard`).
+    guard_in_force: std::collections::BTreeSet<u64>,
 }
 
 fn now_unix() -> u64 {
@@ -366,7 +367,7 @@ impl Owner_ {
             notices,
             escalation: None,
             dc,
-            guard_in_force: false,
+            guard_in_force: Default::default(),
         };
         owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
@@ -485,11 +486,11 @@ impl Owner_ {
                 Vec::new()
             }
         };
-        // The guard goes first, whenever a target or a client entry could
-        // drop the daemon's own DOTS traffic.
+        // The guard goes first, for the listeners whose traffic a target or
+        // a client entry could drop.
         let listeners = compiler::guard::listeners(&self.cfg);
-        let has_targets = !rules.targets.is_empty();
-        let guard = |clients: &[crate::dataplane::AclEntry]| compiler::guard::entries(&listeners, has_targets || !clients.is_empty());
+        let targets = rules.targets.clone();
+        let guard = |clients: &[crate::dataplane::AclEntry]| compiler::guard::entries(&listeners, &targets, !clients.is_empty());
         rules.acl = [guard(&clients), clients.clone()].concat();
         let (base, active) = self.dc_leaving(&clients);
         if let Err(e) = self.dp().apply(&rules) {
@@ -502,11 +503,11 @@ impl Owner_ {
             let (base, active) = self.dc_leaving(&[]);
             self.dp().apply(&rules)?;
             self.dc_applied(base, active);
-            self.guard_in_force = !rules.acl.is_empty();
+            self.guard_in_force = rules.acl.iter().map(|e| e.stat_id).collect();
             return Ok(());
         }
         self.dc_applied(base, active);
-        self.guard_in_force = rules.acl.len() > clients.len();
+        self.guard_in_force = rules.acl[..rules.acl.len() - clients.len()].iter().map(|e| e.stat_id).collect();
         Ok(())
     }
 
@@ -691,10 +692,10 @@ impl Owner_ {
     }
 
     fn guard_status(&mut self) -> Vec<GuardStatus> {
-        let in_force = self.guard_in_force;
         compiler::guard::listeners(&self.cfg)
             .into_iter()
             .map(|l| {
+                let in_force = self.guard_in_force.contains(&l.stat_id());
                 let c = if in_force { self.dp().acl_stats_by_id(l.stat_id()).unwrap_or_default() } else { Default::default() };
                 GuardStatus { listener: l, in_force, matched_packets: c.packets, matched_bytes: c.bytes }
             })
