@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use dots_proto::coap::Code;
 use dots_proto::signal::{Lifetime, MitigationScope, SignalBody};
 use mitigator_tests::daemon::protection_counter;
+use mitigator_tests::escalation::mitigator_in;
 use mitigator_tests::signal::{diagnostic, dots_protections, mitigate_path, mitigation_request, SignalLab};
 use mitigator_tests::traffic::{udp_burst, Flood, UdpCounter};
 
@@ -33,6 +34,19 @@ fn guard_entry(status: &serde_json::Value, proto: &str, port: u16) -> serde_json
 fn verdict(status: &serde_json::Value, name: &str, what: &str) -> u64 {
     let ifaces = status["interfaces"].as_array().cloned().unwrap_or_default();
     ifaces.iter().map(|i| i["verdicts"][name][what].as_u64().unwrap_or(0)).sum()
+}
+
+/// `mitigator client status --mid MID` with alice's certificate over DTLS,
+/// from the client host: (exit code, output).
+fn client_status(lab: &SignalLab, mid: u32) -> anyhow::Result<(i32, String)> {
+    let (cert, key) = lab.cert("alice");
+    let (ca, mid) = (lab.ca(), mid.to_string());
+    let state = lab.pki.join("client-state.json");
+    let p = |x: &std::path::Path| x.display().to_string();
+    let args = ["client", "status", "--mid", &mid, "--server", "203.0.113.10", "--transport", "dtls"];
+    let creds = ["--cert", &p(&cert), "--key", &p(&key), "--ca", &p(&ca), "--state", &p(&state), "--timeout", "5"];
+    let out = mitigator_in(&lab.client, &[&args[..], &creds[..]].concat())?;
+    Ok((out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
 }
 
 #[test]
@@ -68,10 +82,13 @@ fn dots_channels_survive_a_drop_all_mitigation_of_the_host() -> anyhow::Result<(
     let flood = Flood::start(&lab.attacker, lab.server(false), VICTIM_PORT, 512);
     let tls = lab.tls_client("alice", false).and_then(|mut t| t.get(&path));
     let dc = lab.curl("alice", "GET", &format!("dots-client={a}"), None);
+    let cli = client_status(&lab, 1);
     let flooded = flood.stop()?;
     let r = tls?;
     assert_eq!(r.code, Code::CONTENT, "GET over a new TLS session during the flood: {}", diagnostic(&r));
     assert_eq!(dc?.status, 200, "the data channel answers during the flood");
+    let (code, out) = cli?;
+    assert_eq!(code, 0, "`mitigator client status` over a new DTLS session during the flood: {out}");
     assert!(flooded > 0);
     assert_eq!(counter.received(), 0, "the flood was dropped meanwhile");
 
