@@ -132,6 +132,9 @@ fn a_flood_at_the_dots_port_passes_at_the_guard_rate() -> anyhow::Result<()> {
     lab.daemon.cli(&["protect", HOST, "--countermeasure", "drop-all"])?;
     let g = guard_entry(&lab.daemon.status()?, "udp", 4646);
     assert_eq!((g["in_force"].as_bool(), g["bytes_per_sec"].as_u64()), (Some(true), Some(RATE)), "{g}");
+    let table = lab.daemon.cli(&["status"])?;
+    let row = table.lines().find(|l| l.contains("udp [::]:4646")).unwrap_or_default();
+    assert!(row.contains("signal-dtls") && row.contains(&RATE.to_string()) && row.contains("yes"), "operator's view:\n{table}");
 
     let start = Instant::now();
     let before = lab.daemon.status()?;
