@@ -333,10 +333,33 @@ pub fn render_status(st: &Status) -> String {
     }
     out.push_str(&format!("{t}\n"));
     out.push_str(&format!("accept-list: {}\ndrop-list: {}\n", list_or_empty(&st.accept_list), list_or_empty(&st.drop_list)));
+    out.push_str(&render_guard(&st.guard));
     if let Some(e) = &st.escalation {
         out.push_str(&render_escalation(e));
     }
     out
+}
+
+/// The daemon's own DOTS listeners that drops do not reach (`signal.guard`).
+fn render_guard(guard: &[crate::registry::GuardStatus]) -> String {
+    if guard.is_empty() {
+        return "guard: off (signal.guard = false): mitigations of this host can cut its own DOTS channels\n".into();
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["guarded listener", "channel", "limit B/s", "in force", "matched pkts", "matched bytes"]);
+    for g in guard {
+        let l = &g.listener;
+        t.add_row([
+            format!("{} {}", l.protocol, l.listen),
+            l.channel.clone(),
+            l.bytes_per_sec.to_string(),
+            if g.in_force { "yes".into() } else { "no (nothing to bypass)".into() },
+            g.matched_packets.to_string(),
+            g.matched_bytes.to_string(),
+        ]);
+    }
+    format!("{t}\n")
 }
 
 /// Per target: which servers were asked, the upstream mid and status; per

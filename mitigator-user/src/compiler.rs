@@ -4,6 +4,7 @@
 //! the result as one atomic generation swap.
 
 pub mod acl;
+pub mod guard;
 
 use mitigator_common::{policy_flags as pf, Policy, PortRange as MapPortRange};
 

@@ -324,6 +324,39 @@ pub struct SignalServerConfig {
     pub resolve_timeout_ms: u64,
     /// Send every client to another server (5.03 + redirected-signal, 4.6).
     pub redirect: Option<Redirect>,
+    /// Keep traffic to this daemon's own DOTS listeners (`dtls_listen`,
+    /// `tls_listen`, `data_channel.listen`) out of reach of drop
+    /// countermeasures and client ACLs, rate-limited (`compiler::guard`).
+    pub guard: bool,
+    /// The guard's limit per listener: bytes/s of frames as XDP sees them
+    /// (Ethernet header included); the burst is one second of it.
+    #[serde(deserialize_with = "guard_rate")]
+    pub guard_bytes_per_s: u64,
+}
+
+/// Default guard rate: 1 Mbit/s per listener. A few hundred clients need
+/// far less in steady state (a heartbeat of ~150 bytes every 30 s each,
+/// RFC 9132 4.5.2's default interval), and reconnecting all at once (a
+/// DTLS handshake with a client certificate is ~3-4 kB) takes seconds.
+pub const DEFAULT_GUARD_BYTES_PER_S: u64 = 125_000;
+
+/// The smallest guard rate: its one-second burst must hold a full-size
+/// Ethernet frame, or such frames would never pass.
+pub const MIN_GUARD_BYTES_PER_S: u64 = 1514;
+
+fn guard_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    // The data plane's bucket holds rate * 1e9 byte-ns in a u64.
+    let max = u64::MAX / 1_000_000_000;
+    if v < MIN_GUARD_BYTES_PER_S {
+        return Err(serde::de::Error::custom(format!(
+            "{v} bytes/s: must be at least {MIN_GUARD_BYTES_PER_S} (one full-size frame per second; use guard = false to turn the guard off)"
+        )));
+    }
+    if v > max {
+        return Err(serde::de::Error::custom(format!("{v} bytes/s: must be at most {max}")));
+    }
+    Ok(v)
 }
 
 /// A negotiable uint16 parameter: acceptable range and default current value.
@@ -378,6 +411,8 @@ impl Default for SignalServerConfig {
             notification_spacing_ms: 3000,
             resolve_timeout_ms: 2000,
             redirect: None,
+            guard: true,
+            guard_bytes_per_s: DEFAULT_GUARD_BYTES_PER_S,
         }
     }
 }
@@ -591,6 +626,8 @@ mod tests {
         assert_eq!(cfg.dataplane.attach_mode, AttachModeConfig::Auto);
         assert!(cfg.dataplane.reflection_ports.contains(&11211));
         assert_eq!(cfg.profile("default"), Some(&default_profile()));
+        assert!(cfg.signal.guard);
+        assert_eq!(cfg.signal.guard_bytes_per_s, DEFAULT_GUARD_BYTES_PER_S);
     }
 
     #[test]
@@ -620,5 +657,12 @@ mod tests {
 
         let e = Config::parse("[dataplane]\nstats_interval_ms = 5\n").unwrap_err();
         assert!(e.contains("dataplane.stats_interval_ms = 5"), "{e}");
+
+        let e = Config::parse("[signal]\nguard = true\nguard_bytes_per_s = 0\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("guard_bytes_per_s") && e.contains("at least 1514"), "{e}");
+        let e = Config::parse("[signal]\nguard_bytes_per_s = 99999999999\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("at most"), "{e}");
+        let e = Config::parse("[signal]\nguard = \"yes\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("guard"), "{e}");
     }
 }

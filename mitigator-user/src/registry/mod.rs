@@ -162,6 +162,23 @@ pub struct Status {
     /// Upstream escalation (absent when no `[[upstream]]` is configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<crate::escalation::EscalationReport>,
+    /// The daemon's own DOTS listeners kept out of reach of drops
+    /// (`signal.guard`); empty when the guard is off.
+    #[serde(default)]
+    pub guard: Vec<GuardStatus>,
+}
+
+/// One guarded listener and what its entry matched since it was last put
+/// in force (accepted under the rate and dropped over it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GuardStatus {
+    #[serde(flatten)]
+    pub listener: compiler::guard::Listener,
+    /// In the maps: only while a protection could drop its traffic (or a
+    /// client ACL entry exists).
+    pub in_force: bool,
+    pub matched_packets: u64,
+    pub matched_bytes: u64,
 }
 
 /// Handle to the registry owner; cheap to clone.
@@ -322,6 +339,8 @@ struct Owner_ {
     notices: dots::Notices,
     escalation: Option<crate::escalation::EscalationReport>,
     dc: datachannel::DcState,
+    /// The stat ids of the guard's entries in the maps (`compiler::guard`).
+    guard_in_force: std::collections::BTreeSet<u64>,
 }
 
 fn now_unix() -> u64 {
@@ -348,6 +367,7 @@ impl Owner_ {
             notices,
             escalation: None,
             dc,
+            guard_in_force: Default::default(),
         };
         owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
@@ -458,7 +478,7 @@ impl Owner_ {
         // only fails for a stored set that no longer fits (the domains in
         // the config changed): protections must not wait on ACLs, so the
         // rule set goes in without them, loudly.
-        rules.acl = match self.dc_entries() {
+        let clients = match self.dc_entries() {
             Ok(entries) => entries,
             Err(e) if strict_acl => return Err(e),
             Err(e) => {
@@ -466,20 +486,28 @@ impl Owner_ {
                 Vec::new()
             }
         };
-        let (base, active) = self.dc_leaving(&rules.acl);
+        // The guard goes first, for the listeners whose traffic a target or
+        // a client entry could drop.
+        let listeners = compiler::guard::listeners(&self.cfg);
+        let targets = rules.targets.clone();
+        let guard = |clients: &[crate::dataplane::AclEntry]| compiler::guard::entries(&listeners, &targets, !clients.is_empty());
+        rules.acl = [guard(&clients), clients.clone()].concat();
+        let (base, active) = self.dc_leaving(&clients);
         if let Err(e) = self.dp().apply(&rules) {
             let acl_refused = e.chain().any(|c| c.downcast_ref::<crate::dataplane::AclError>().is_some());
-            if strict_acl || !acl_refused || rules.acl.is_empty() {
+            if strict_acl || !acl_refused || clients.is_empty() {
                 return Err(e);
             }
             warn!(error = %format!("{e:#}"), "the data plane refuses the data-channel ACLs; applying the rule set without them");
-            rules.acl.clear();
-            let (base, active) = self.dc_leaving(&rules.acl);
+            rules.acl = guard(&[]);
+            let (base, active) = self.dc_leaving(&[]);
             self.dp().apply(&rules)?;
             self.dc_applied(base, active);
+            self.guard_in_force = rules.acl.iter().map(|e| e.stat_id).collect();
             return Ok(());
         }
         self.dc_applied(base, active);
+        self.guard_in_force = rules.acl[..rules.acl.len() - clients.len()].iter().map(|e| e.stat_id).collect();
         Ok(())
     }
 
@@ -659,7 +687,19 @@ impl Owner_ {
             accept_list: self.accept.clone(),
             drop_list: self.drop.clone(),
             escalation: self.escalation.clone(),
+            guard: self.guard_status(),
         }
+    }
+
+    fn guard_status(&mut self) -> Vec<GuardStatus> {
+        compiler::guard::listeners(&self.cfg)
+            .into_iter()
+            .map(|l| {
+                let in_force = self.guard_in_force.contains(&l.stat_id());
+                let c = if in_force { self.dp().acl_stats_by_id(l.stat_id()).unwrap_or_default() } else { Default::default() };
+                GuardStatus { listener: l, in_force, matched_packets: c.packets, matched_bytes: c.bytes }
+            })
+            .collect()
     }
 
     /// Status reports current totals even between ticks.
