@@ -43,6 +43,8 @@ const LISTED_SRC: [u8; 4] = [192, 0, 2, 66];
 const ELSEWHERE: [u8; 4] = [203, 0, 113, 99];
 const PASS_DST: [u8; 4] = [198, 51, 100, 7];
 const SCOPE_DST: [u8; 4] = [198, 51, 100, 8];
+/// The drop-all target of every protocol and port.
+const ALL_PORTS_DST: [u8; 4] = [198, 51, 100, 10];
 const RATE_DST: [u8; 4] = [198, 51, 100, 9];
 const SRC6: &str = "2001:db8:1::1";
 const SCOPE_DST6: &str = "2001:db8:2::8";
@@ -104,6 +106,18 @@ fn rule_sets() -> BTreeMap<&'static str, RuleSet> {
     m.insert("one-target", RuleSet { targets: vec![scope_target(2)], ..Default::default() });
     m.insert("targets", RuleSet { targets: targets.clone(), ..Default::default() });
     m.insert("targets+drop-list", RuleSet { targets, drop: vec![net("192.0.2.66/32")], ..Default::default() });
+    // A drop-all target of every protocol and port, as `mitigator protect`
+    // of the host's own address makes it: alone, and with the entries the
+    // daemon's guard of its own DOTS listeners puts first in the ACL then
+    // (the default configuration's listeners; see compiler/guard.rs).
+    let mut every = policy(pf::DROP_ALL, &[], &[]);
+    every.protos = [u64::MAX; 4]; // no protocol named: all of them (compiler::protocol_bitmap)
+    let all_ports = vec![TargetRule { id: 4, prefixes: vec![net("198.51.100.10/32")], policy: every }];
+    let cfg = mitigator::config::Config::parse("").expect("the default configuration");
+    let guard = mitigator::compiler::guard::entries(&mitigator::compiler::guard::listeners(&cfg), &all_ports, false);
+    assert!(!guard.is_empty(), "the default configuration guards its DOTS listeners");
+    m.insert("all-ports", RuleSet { targets: all_ports.clone(), ..Default::default() });
+    m.insert("all-ports+guard", RuleSet { targets: all_ports, acl: guard, ..Default::default() });
     m
 }
 
@@ -123,6 +137,8 @@ fn cases() -> Vec<Case> {
         c("no-match-1-target", "one-target", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
         c("matched-passed", "targets", PacketBuilder::ipv4(SRC, PASS_DST).tcp(40000, 443, TCP_ACK), XDP_PASS),
         c("drop-scope", "targets", PacketBuilder::ipv4(SRC, SCOPE_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
+        c("drop-all-ports", "all-ports", PacketBuilder::ipv4(SRC, ALL_PORTS_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
+        c("drop-all-ports-guarded", "all-ports+guard", PacketBuilder::ipv4(SRC, ALL_PORTS_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
         c("drop-list", "targets+drop-list", PacketBuilder::ipv4(LISTED_SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_DROP),
         c("rate-limited", "targets", PacketBuilder::ipv4(SRC, RATE_DST).udp(40000, 5000).payload(64), XDP_DROP),
         c(
