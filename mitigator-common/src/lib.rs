@@ -18,7 +18,9 @@
 #![no_std]
 
 mod acl;
+mod guard;
 pub use acl::*;
+pub use guard::*;
 
 /// Protected targets that can exist at once (per generation).
 pub const MAX_TARGETS: u32 = 16_384;
@@ -74,12 +76,16 @@ pub mod maps {
     pub const ACL_RULES: &str = "MTG_ACL_RULES";
     pub const ACL_RATE: &str = "MTG_ACL_RATE";
     pub const ACL_STATS: &str = "MTG_ACL_STATS";
+    pub const GUARD: &str = "MTG_GUARD";
+    pub const GUARD_RATE: &str = "MTG_GUARD_RATE";
+    pub const GUARD_STATS: &str = "MTG_GUARD_STATS";
     /// Every map, for pinning and adoption.
     pub const ALL: &[&str] = &[
         CONFIG, HOST_V4, HOST_V6, LPM_V4, LPM_V6, ACCEPT_V4, ACCEPT_V6, DROP_V4, DROP_V6,
         ACCEPT_HOST_V4, ACCEPT_HOST_V6, DROP_HOST_V4, DROP_HOST_V6, POLICIES, REFLECT_PORTS,
         RATE_STATE, TARGET_STATS, IFACE_STATS, IFACE_SLOTS, ACL_HDR, ACL_IDX,
-        ACL_PFX_V4, ACL_PFX_V6, ACL_VECS, ACL_RULES, ACL_RATE, ACL_STATS,
+        ACL_PFX_V4, ACL_PFX_V6, ACL_VECS, ACL_RULES, ACL_RATE, ACL_STATS, GUARD, GUARD_RATE,
+        GUARD_STATS,
     ];
 }
 
@@ -123,6 +129,9 @@ pub mod gen_flags {
     pub const ACCEPT_HOST_V6: u32 = 1 << 10;
     pub const DROP_HOST_V4: u32 = 1 << 11;
     pub const DROP_HOST_V6: u32 = 1 << 12;
+    /// The `GUARD` map holds entries: consulted before the ACL (when the
+    /// generation has one) or before an in-scope target's countermeasures.
+    pub const GUARD: u32 = 1 << 13;
 }
 
 // ------------------------------------------------------------------ keys ---
@@ -366,8 +375,13 @@ pub enum IfaceVerdict {
     AclAccepted = 6,
     /// Matched an ACL entry that drops (or rate-limits, over the rate).
     AclDropped = 7,
+    /// Matched a guard entry (a listener of this daemon) under its rate:
+    /// passed, bypassing the ACL and target countermeasures.
+    GuardPassed = 8,
+    /// Matched a guard entry over its rate: dropped.
+    GuardDropped = 9,
 }
-pub const N_IFACE_VERDICTS: usize = 8;
+pub const N_IFACE_VERDICTS: usize = 10;
 
 impl IfaceVerdict {
     pub const ALL: [IfaceVerdict; N_IFACE_VERDICTS] = [
@@ -379,6 +393,8 @@ impl IfaceVerdict {
         IfaceVerdict::TargetDropped,
         IfaceVerdict::AclAccepted,
         IfaceVerdict::AclDropped,
+        IfaceVerdict::GuardPassed,
+        IfaceVerdict::GuardDropped,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -391,6 +407,8 @@ impl IfaceVerdict {
             IfaceVerdict::TargetDropped => "target-dropped",
             IfaceVerdict::AclAccepted => "acl-accepted",
             IfaceVerdict::AclDropped => "acl-dropped",
+            IfaceVerdict::GuardPassed => "guard-passed",
+            IfaceVerdict::GuardDropped => "guard-dropped",
         }
     }
 }
@@ -441,4 +459,5 @@ mod pod {
     unsafe impl aya::Pod for AclHeader {}
     unsafe impl aya::Pod for AclRule {}
     unsafe impl aya::Pod for AclBucket {}
+    unsafe impl aya::Pod for GuardEntry {}
 }

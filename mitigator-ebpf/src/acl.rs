@@ -42,7 +42,7 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use mitigator_common::{
-    acl_action, acl_fields as af, acl_pfx_v4, acl_pfx_v6, AclBits, AclVecKey, ACL_ICMP_NONE, ACL_IDX_DPORT,
+    acl_action, acl_fields as af, acl_pfx_v4, acl_pfx_v6, AclBits, AclBucket, AclVecKey, ACL_ICMP_NONE, ACL_IDX_DPORT,
     ACL_IDX_FRAG, ACL_IDX_ICMP_CODE, ACL_IDX_ICMP_TYPE, ACL_IDX_LEN, ACL_IDX_LEN_TOTAL, ACL_IDX_PROTO, ACL_IDX_SPORT,
     ACL_IDX_TCP_FLAGS, ACL_IDX_TTL, ACL_IDX_UDP_LEN, ACL_PFX_HDR_BITS, ACL_PORT_NONE, ACL_SLOTS, ACL_TCP_FLAGS_NONE,
     ACL_UDP_LEN_NONE, ACL_VEC_START_V4, ACL_VEC_START_V6, ACL_WORDS, MAX_ACL_ENTRIES,
@@ -199,7 +199,11 @@ fn act(gen: u32, i: u32, len: u64) -> AclVerdict {
         acl_action::ACCEPT => AclVerdict::Accept,
         acl_action::DROP => AclVerdict::Drop,
         acl_action::RATE_LIMIT => {
-            if under_rate(slot, rule.rate_bps, len) {
+            let ok = match ACL_RATE.get_ptr_mut(slot) {
+                Some(b) => under_rate(unsafe { &mut *b }, rule.rate_bps, len),
+                None => true,
+            };
+            if ok {
                 AclVerdict::Accept
             } else {
                 AclVerdict::Drop
@@ -210,17 +214,14 @@ fn act(gen: u32, i: u32, len: u64) -> AclVerdict {
     }
 }
 
-/// The entry's aggregate byte bucket (burst: one second of the rate) has
-/// room for `len` bytes; takes them if so. A fresh slot (`last_ns` 0, as
-/// the daemon zeroes it when the slot gets a new entry) starts full.
-/// Concurrent CPUs update the bucket without a lock: a race can let a
-/// packet or two more through, never fewer, which suits a rate limit.
+/// An aggregate byte bucket `b` (burst: one second of the rate; an ACL
+/// entry's or a guard entry's) has room for `len` bytes; takes them if so.
+/// A fresh bucket (`last_ns` 0, as the daemon zeroes it when its slot gets
+/// a new entry) starts full. Concurrent CPUs update the bucket without a
+/// lock: a race can let a packet or two more through, never fewer, which
+/// suits a rate limit.
 #[inline(always)]
-fn under_rate(slot: u32, rate: u64, len: u64) -> bool {
-    let b = match ACL_RATE.get_ptr_mut(slot) {
-        Some(b) => unsafe { &mut *b },
-        None => return true,
-    };
+pub(crate) fn under_rate(b: &mut AclBucket, rate: u64, len: u64) -> bool {
     let now = unsafe { bpf_ktime_get_ns() };
     let cap = cap_of(rate, 0);
     let tokens = if b.last_ns == 0 {

@@ -1,6 +1,8 @@
 //! The XDP program: parse → accept-list → drop-list → data-channel ACL →
 //! target lookup → the target's policy → verdict, every packet counted exactly once per
-//! interface and (when it matched a target) per target.
+//! interface and (when a target's policy decided it) per target. The guard
+//! of the daemon's own listeners (guard.rs) goes before the ACL when the
+//! generation has one, else before an in-scope target's countermeasures.
 //!
 //! All rule lookups read the active generation and its flags
 //! (`CONFIG[CONFIG_ACTIVE]`) once per packet; see `mitigator_common` for why.
@@ -8,6 +10,7 @@
 #![no_main]
 
 mod acl;
+mod guard;
 mod maps;
 mod parse;
 mod policy;
@@ -71,8 +74,15 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     if on_list(false, p, gen, flags) {
         return (XDP_DROP, IfaceVerdict::DropListed);
     }
+    let guard = flags & gf::GUARD != 0;
     // One flag test when no ACL is installed: the no-ACL path stays as fast.
     if flags & gf::ACL != 0 {
+        // A client's ACE may drop anything: the guard goes first.
+        if guard {
+            if let Some(v) = guard_verdict(p, len) {
+                return v;
+            }
+        }
         match acl::check(p, gen, len) {
             acl::AclVerdict::NoMatch => {}
             acl::AclVerdict::Accept => return (XDP_PASS, IfaceVerdict::AclAccepted),
@@ -86,8 +96,18 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     };
 
     let verdict = match POLICIES.get(gen * MAX_TARGETS + id) {
-        Some(pol) if pol.flags & policy_flags::ACTIVE != 0 => policy::apply(pol, p, id, len),
-        // A target without an active policy passes (counted as passed).
+        Some(pol) if pol.flags & policy_flags::ACTIVE != 0 && policy::in_scope(pol, p) => {
+            // Only here can a target drop a listener's packet: the guard
+            // costs nothing to packets out of every target's scope.
+            if guard && flags & gf::ACL == 0 {
+                if let Some(v) = guard_verdict(p, len) {
+                    return v;
+                }
+            }
+            policy::countermeasures(pol, p, id, len)
+        }
+        // Out of scope, or a target without an active policy: passes
+        // (counted as passed).
         _ => None,
     };
 
@@ -113,6 +133,16 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     match verdict {
         None => (XDP_PASS, IfaceVerdict::TargetPassed),
         Some(_) => (XDP_DROP, IfaceVerdict::TargetDropped),
+    }
+}
+
+/// The guard's decision, if `p` is a guarded listener's packet.
+#[inline(always)]
+fn guard_verdict(p: &Pkt, len: u64) -> Option<(u32, IfaceVerdict)> {
+    match guard::check(p, len) {
+        guard::GuardVerdict::NoMatch => None,
+        guard::GuardVerdict::Pass => Some((XDP_PASS, IfaceVerdict::GuardPassed)),
+        guard::GuardVerdict::Drop => Some((XDP_DROP, IfaceVerdict::GuardDropped)),
     }
 }
 
@@ -215,6 +245,8 @@ fn count_iface(slot: u32, v: IfaceVerdict, len: u64) {
         IfaceVerdict::TargetDropped => &mut s.verdicts[5],
         IfaceVerdict::AclAccepted => &mut s.verdicts[6],
         IfaceVerdict::AclDropped => &mut s.verdicts[7],
+        IfaceVerdict::GuardPassed => &mut s.verdicts[8],
+        IfaceVerdict::GuardDropped => &mut s.verdicts[9],
     };
     c.add(len);
 }

@@ -125,3 +125,15 @@ pub static ACL_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(ACL_S
 /// pinned: it holds nothing between packets.
 #[map(name = "MTG_SCRATCH_PKT")]
 pub static PKT: PerCpuArray<crate::parse::Pkt> = PerCpuArray::with_max_entries(1, 0);
+
+// ---------------------------------------------------------------- guard ---
+// Layout and meaning: mitigator_common::guard; lookup: guard.rs.
+
+#[map(name = "MTG_GUARD")]
+pub static GUARD: Array<GuardEntry> = Array::with_max_entries(MAX_GUARD, 0);
+
+#[map(name = "MTG_GUARD_RATE")]
+pub static GUARD_RATE: Array<AclBucket> = Array::with_max_entries(MAX_GUARD, 0);
+
+#[map(name = "MTG_GUARD_STATS")]
+pub static GUARD_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_GUARD, 0);

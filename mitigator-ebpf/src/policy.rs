@@ -161,12 +161,10 @@ fn src_key(p: &Pkt) -> [u8; 16] {
     }
 }
 
-/// The verdict of an active target's policy: `None` = pass.
+/// The verdict of an active target's countermeasures for a packet in its
+/// scope (`in_scope`): `None` = pass.
 #[inline(always)]
-pub fn apply(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<DropReason> {
-    if !in_scope(pol, p) {
-        return None;
-    }
+pub fn countermeasures(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<DropReason> {
     let f = pol.flags;
     if f & pf::DROP_FRAGMENTS != 0 && p.frag != FRAG_NONE {
         return Some(DropReason::Fragment);

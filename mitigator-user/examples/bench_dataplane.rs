@@ -107,17 +107,17 @@ fn rule_sets() -> BTreeMap<&'static str, RuleSet> {
     m.insert("targets", RuleSet { targets: targets.clone(), ..Default::default() });
     m.insert("targets+drop-list", RuleSet { targets, drop: vec![net("192.0.2.66/32")], ..Default::default() });
     // A drop-all target of every protocol and port, as `mitigator protect`
-    // of the host's own address makes it: alone, and with the entries the
-    // daemon's guard of its own DOTS listeners puts first in the ACL then
-    // (the default configuration's listeners; see compiler/guard.rs).
+    // of the host's own address makes it: alone, and with the daemon's
+    // guard of its own DOTS listeners (the default configuration's; see
+    // compiler/guard.rs), which the program walks for every in-scope packet.
     let mut every = policy(pf::DROP_ALL, &[], &[]);
     every.protos = [u64::MAX; 4]; // no protocol named: all of them (compiler::protocol_bitmap)
     let all_ports = vec![TargetRule { id: 4, prefixes: vec![net("198.51.100.10/32")], policy: every }];
     let cfg = mitigator::config::Config::parse("").expect("the default configuration");
-    let guard = mitigator::compiler::guard::entries(&mitigator::compiler::guard::listeners(&cfg), &all_ports, false);
+    let guard: Vec<_> = mitigator::compiler::guard::listeners(&cfg).iter().map(|l| l.entry()).collect();
     assert!(!guard.is_empty(), "the default configuration guards its DOTS listeners");
     m.insert("all-ports", RuleSet { targets: all_ports.clone(), ..Default::default() });
-    m.insert("all-ports+guard", RuleSet { targets: all_ports, acl: guard, ..Default::default() });
+    m.insert("all-ports+guard", RuleSet { targets: all_ports, guard, ..Default::default() });
     m
 }
 

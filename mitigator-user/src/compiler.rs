@@ -32,7 +32,7 @@ pub fn compile(protections: &[Protection], accept: &[ipnet::IpNet], drop: &[ipne
             TargetRule { id: p.id, prefixes, policy: policy(p) }
         })
         .collect();
-    RuleSet { targets, accept: accept.to_vec(), drop: drop.to_vec(), acl: vec![] }
+    RuleSet { targets, accept: accept.to_vec(), drop: drop.to_vec(), acl: vec![], guard: vec![] }
 }
 
 /// The data-plane policy of one protection.

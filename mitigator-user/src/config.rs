@@ -476,6 +476,14 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        let guarded = crate::compiler::guard::listeners(self).len();
+        if guarded > mitigator_common::MAX_GUARD as usize {
+            return Err(format!(
+                "signal.guard: {guarded} listen addresses to guard (signal dtls_listen, tls_listen, data_channel listen): \
+                 at most {}",
+                mitigator_common::MAX_GUARD
+            ));
+        }
         if self.dataplane.stats_interval_ms < 100 {
             return Err(format!(
                 "dataplane.stats_interval_ms = {}: must be at least 100",
@@ -662,6 +670,9 @@ mod tests {
         assert!(e.contains("line 3") && e.contains("guard_bytes_per_s") && e.contains("at least 1514"), "{e}");
         let e = Config::parse("[signal]\nguard_bytes_per_s = 99999999999\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("at most"), "{e}");
+        let many: Vec<String> = (0..9).map(|i| format!("\"192.0.2.{i}:4646\"")).collect();
+        let e = Config::parse(&format!("[signal]\ndtls_listen = [{}]\n", many.join(", "))).unwrap_err();
+        assert!(e.contains("signal.guard") && e.contains("at most 8"), "{e}");
         let e = Config::parse("[signal]\nguard = \"yes\"\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("guard"), "{e}");
     }

@@ -57,6 +57,7 @@ fn one_target(p: Policy) -> RuleSet {
         accept: vec![],
         drop: vec![],
         acl: vec![],
+        guard: vec![],
     }
 }
 
@@ -588,6 +589,7 @@ fn apply_swaps_rule_sets() {
         accept: vec![],
         drop: vec![],
         acl: vec![],
+        guard: vec![],
     };
     d.apply(&second).unwrap();
     assert_eq!(d.active_generation(), 0);

@@ -26,6 +26,9 @@ const DST4: [u8; 4] = [198, 51, 100, 7];
 const SRC6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const DST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
 
+mod verdicts_common;
+use verdicts_common::run;
+
 use IfaceVerdict::{AclAccepted, AclDropped, NoMatch, TargetDropped, TargetPassed};
 
 fn net(s: &str) -> IpNet {
@@ -48,27 +51,6 @@ fn entry(stat_id: u64, matches: AclMatch, action: AclAction) -> AclEntry {
 
 fn drop_if(m: AclMatch) -> RuleSet {
     acl_only(vec![entry(1, m, AclAction::Drop)])
-}
-
-fn iface0(d: &Dataplane) -> mitigator_common::IfaceStats {
-    d.iface_stats().unwrap().into_iter().find(|(k, _)| *k == 0).map(|(_, s)| s).unwrap_or_default()
-}
-
-/// Runs `pkt` once; returns the action and the interface verdict it was
-/// counted under (exactly one counter must move, by this packet's length).
-fn run(d: &Dataplane, pkt: &[u8]) -> (u32, IfaceVerdict) {
-    let before = iface0(d);
-    let action = d.test_run(pkt).unwrap();
-    let after = iface0(d);
-    let moved: Vec<IfaceVerdict> = IfaceVerdict::ALL
-        .into_iter()
-        .filter(|v| after.verdicts[*v as usize].packets != before.verdicts[*v as usize].packets)
-        .collect();
-    assert_eq!(moved.len(), 1, "exactly one interface verdict per packet: {moved:?}");
-    let v = moved[0];
-    assert_eq!(after.verdicts[v as usize].packets - before.verdicts[v as usize].packets, 1);
-    assert_eq!(after.verdicts[v as usize].bytes - before.verdicts[v as usize].bytes, pkt.len() as u64);
-    (action, v)
 }
 
 /// The packet is dropped by the ACL (`true`) or not touched by it.

@@ -102,15 +102,10 @@ pub fn compile(clients: &[ClientAcls], scope: Scope) -> Result<(Vec<AclEntry>, V
 }
 
 /// Checks that the data plane can express every ACL of `clients`, whatever
-/// its activation, after the daemon's own entries (`reserved`: the guard,
-/// which goes first and takes room in the same ACL); the refusal names the
-/// ACE.
-pub fn check(reserved: &[AclEntry], clients: &[ClientAcls]) -> Result<(), AceRefusal> {
+/// its activation; the refusal names the ACE.
+pub fn check(clients: &[ClientAcls]) -> Result<(), AceRefusal> {
     let (entries, origins) = compile(clients, Scope::All)?;
-    let daemon = Origin { cuid: String::new(), acl: "(this server's guard)".into(), ace: String::new() };
-    let origins: Vec<Origin> = std::iter::repeat_n(daemon, reserved.len()).chain(origins).collect();
-    let all: Vec<AclEntry> = reserved.iter().cloned().chain(entries).collect();
-    crate::dataplane::acl::check(&all).map_err(|e| refusal_of(&e, &origins))
+    crate::dataplane::acl::check(&entries).map_err(|e| refusal_of(&e, &origins))
 }
 
 /// The data plane's refusal, in terms of the ACE it came from.
@@ -409,7 +404,7 @@ mod tests {
           {"name":"ok","actions":{"forwarding":"drop"}},
           {"name":"bad","matches":{"tcp":{"window-size":10}},"actions":{"forwarding":"drop"}}]}}]}}"#);
         let d = domain();
-        let e = check(&[], &[ClientAcls { cuid: "c", domain: &d, acls: &a, mitigating: false }]).unwrap_err();
+        let e = check(&[ClientAcls { cuid: "c", domain: &d, acls: &a, mitigating: false }]).unwrap_err();
         assert_eq!((e.acl.as_str(), e.ace.as_str(), e.field.as_str()), ("a", "bad", "matches/tcp/window-size"));
     }
 
@@ -421,9 +416,8 @@ mod tests {
           {"name":"many","matches":{"tcp":{"flags-bitmask":{"operator":"match any","bitmask":2}}},"actions":{"forwarding":"drop"}}]}}]}}"#);
         let d = domain();
         let c = ClientAcls { cuid: "c", domain: &d, acls: &a, mitigating: false };
-        let guard = super::super::guard::entries(&super::super::guard::listeners(&crate::config::Config::default()), &[], true);
-        let e = check(&guard, &[c]).unwrap_err();
-        assert_eq!((e.ace.as_str(), e.field.as_str()), ("many", "matches/tcp/flags-bitmask"), "after the guard's entries: {e}");
+        let e = check(&[c]).unwrap_err();
+        assert_eq!((e.ace.as_str(), e.field.as_str()), ("many", "matches/tcp/flags-bitmask"), "{e}");
     }
 
     #[test]

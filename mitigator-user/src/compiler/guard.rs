@@ -11,34 +11,38 @@
 //! DOTS server receives heartbeat requests in addition to DOTS messages
 //! sent by the DOTS client" (section 4.7).
 //!
-//! How: one internal ACL entry per listener, first in the data plane's ACL
-//! (which runs after the accept- and drop-lists and before the targets):
-//! protocol, destination port and address (any for a wildcard listen) →
-//! accept under an aggregate byte rate, drop over it. So the operator's
-//! drop-list still applies, the listener is never an unlimited hole, and
-//! each listener has its own bucket: a flood aimed at other ports, or at
-//! another listener, does not use up the budget of a TLS handshake to this
-//! one. The DTLS cookie exchange (RFC 6347) still protects the DTLS server
-//! from spoofed sources within the rate.
+//! How: one entry per listener in the data plane's guard map (at most
+//! `MAX_GUARD`): protocol, destination port and address (any for a
+//! wildcard listen) → pass under an aggregate byte rate, drop over it.
+//! The XDP program looks at the entries only where something could drop a
+//! listener's packet: after the accept- and drop-lists and before the
+//! data-channel ACL when clients have ACL entries (a client's ACE may drop
+//! anything), else for a packet in the scope of a target, before the
+//! target's countermeasures. So the operator's drop-list still applies,
+//! the listener is never an unlimited hole, packets out of every target's
+//! scope pay nothing, and each listener has its own bucket: a flood aimed
+//! at other ports, or at another listener, does not use up the budget of a
+//! TLS handshake to this one. The DTLS cookie exchange (RFC 6347) still
+//! protects the DTLS server from spoofed sources within the rate.
 //!
-//! A listener's entry is in force only while something could drop its
-//! traffic: a protection whose prefix may hold the listen address (any
-//! prefix, for a wildcard listen) and whose scope covers the listener's
-//! protocol and port, or any client ACL entry. Otherwise its packets pass
-//! anyway, and the ACL stage costs every packet (about 140 ns measured
-//! with BPF_PROG_TEST_RUN on a drop-all target): a protection scoped to
-//! other ports keeps the ACL-free path.
+//! An earlier version put the entries first in the data-channel ACL, which
+//! made the ACL stage run for every packet to a protected target (drop-all
+//! of every port: 100 → 250 ns per packet with BPF_PROG_TEST_RUN); a walk
+//! of a few entries after the scope test costs a few ns.
+//!
+//! `mitigator status` calls a listener's guard "in force" while something
+//! could drop its traffic: a protection whose prefix may hold the listen
+//! address (any prefix, for a wildcard listen) and whose scope covers the
+//! listener's protocol and port, or any client ACL entry.
 
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::acl::stat_id;
-use crate::{
-    config::Config,
-    dataplane::{AclAction, AclEntry, AclFamily, AclMatch, TargetRule},
-};
+use mitigator_common::GuardEntry;
+
+use crate::{config::Config, dataplane::TargetRule};
 
 const UDP: u8 = 17;
 const TCP: u8 = 6;
@@ -57,13 +61,6 @@ pub struct Listener {
 impl Listener {
     fn proto(&self) -> u8 {
         if self.protocol == "udp" { UDP } else { TCP }
-    }
-
-    /// The id of its counters and rate bucket: stable across restarts.
-    /// The cuid part is empty, which no DOTS client's cuid is, so it never
-    /// meets a client ACE's id.
-    pub fn stat_id(&self) -> u64 {
-        stat_id("", "guard", &format!("{} {}", self.protocol, self.listen), 0)
     }
 
     /// Whether `t` could drop this listener's traffic: a prefix that may
@@ -85,19 +82,23 @@ impl Listener {
     /// The data-plane entry: destination = the listen address, or any
     /// address of its family for a wildcard (`[::]` is dual-stack, as the
     /// daemon's sockets are: both families).
-    pub fn entry(&self) -> AclEntry {
-        let ip = self.listen.ip();
-        let (family, dst) = match ip {
-            IpAddr::V6(a) if a.is_unspecified() => (None, None),
-            IpAddr::V4(a) if a.is_unspecified() => (Some(AclFamily::V4), None),
-            _ => (None, Some(IpNet::from(ip))),
+    pub fn entry(&self) -> GuardEntry {
+        let mut e = GuardEntry {
+            rate_bps: self.bytes_per_sec,
+            port: self.listen.port(),
+            proto: self.proto(),
+            ..GuardEntry::default()
         };
-        let port = self.listen.port();
-        AclEntry {
-            stat_id: self.stat_id(),
-            matches: AclMatch { family, dst, protocol: Some(self.proto()), dst_ports: Some(vec![port..=port]), ..AclMatch::default() },
-            action: AclAction::RateLimit { bytes_per_sec: self.bytes_per_sec },
+        match self.listen.ip() {
+            IpAddr::V6(a) if a.is_unspecified() => e.any_addr = 1,
+            IpAddr::V4(a) if a.is_unspecified() => (e.family, e.any_addr) = (4, 1),
+            IpAddr::V4(a) => {
+                e.family = 4;
+                e.addr[..4].copy_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => (e.family, e.addr) = (6, a.octets()),
         }
+        e
     }
 }
 
@@ -127,16 +128,12 @@ pub fn listeners(cfg: &Config) -> Vec<Listener> {
     out
 }
 
-/// The entries to put first in the ACL: those of the `listeners` whose
-/// traffic a target could drop, or all of them when clients have ACL
-/// entries (`client_entries`: the ACL is there anyway, and a client's
-/// ACE may drop anything in its domain).
-pub fn entries(listeners: &[Listener], targets: &[TargetRule], client_entries: bool) -> Vec<AclEntry> {
-    listeners
-        .iter()
-        .filter(|l| client_entries || targets.iter().any(|t| l.reached_by(t)))
-        .map(Listener::entry)
-        .collect()
+/// Per listener: whether its guard is in force, i.e. a target could drop
+/// its traffic, or clients have ACL entries (`client_entries`: a client's
+/// ACE may drop anything in its domain). For `mitigator status`: the data
+/// plane decides per packet (see the module docs).
+pub fn in_force(listeners: &[Listener], targets: &[TargetRule], client_entries: bool) -> Vec<bool> {
+    listeners.iter().map(|l| client_entries || targets.iter().any(|t| l.reached_by(t))).collect()
 }
 
 #[cfg(test)]
@@ -170,8 +167,8 @@ mod tests {
     }
 
     fn guarded(l: &[Listener], targets: &[TargetRule], clients: bool) -> Vec<String> {
-        let ids: Vec<u64> = entries(l, targets, clients).iter().map(|e| e.stat_id).collect();
-        l.iter().filter(|l| ids.contains(&l.stat_id())).map(|l| format!("{} {}", l.protocol, l.listen)).collect()
+        let on = in_force(l, targets, clients);
+        l.iter().zip(on).filter(|(_, on)| *on).map(|(l, _)| format!("{} {}", l.protocol, l.listen)).collect()
     }
 
     #[test]
@@ -196,17 +193,13 @@ mod tests {
         let l = listeners(&cfg(""));
         let names: Vec<(&str, &str, u16)> = l.iter().map(|l| (l.channel.as_str(), l.protocol.as_str(), l.listen.port())).collect();
         assert_eq!(names, [("signal-dtls", "udp", 4646), ("signal-tls", "tcp", 4646), ("data-channel", "tcp", 4443)]);
-        let e: Vec<AclEntry> = entries(&l, &[], true);
-        assert_eq!(e.len(), 3);
+        let e: Vec<GuardEntry> = l.iter().map(Listener::entry).collect();
         // [::] is both families, any destination.
-        assert_eq!((e[0].matches.family, e[0].matches.dst), (None, None));
-        assert_eq!((e[0].matches.protocol, e[0].matches.dst_ports.clone()), (Some(17), Some(vec![4646..=4646])));
-        assert_eq!(e[1].matches.protocol, Some(6));
-        assert_eq!(e[2].action, AclAction::RateLimit { bytes_per_sec: crate::config::DEFAULT_GUARD_BYTES_PER_S });
-        // Ids differ (the data plane refuses duplicates) and are stable.
-        assert_ne!(e[0].stat_id, e[1].stat_id);
-        assert_eq!(e[0].stat_id, listeners(&cfg("")).remove(0).stat_id());
-        crate::dataplane::acl::check(&e).unwrap();
+        assert_eq!((e[0].family, e[0].any_addr), (0, 1));
+        assert_eq!((e[0].proto, e[0].port), (17, 4646));
+        assert_eq!((e[1].proto, e[1].port), (6, 4646));
+        assert_eq!((e[2].proto, e[2].port), (6, 4443));
+        assert_eq!(e[2].rate_bps, crate::config::DEFAULT_GUARD_BYTES_PER_S);
     }
 
     #[test]
@@ -216,10 +209,13 @@ mod tests {
         );
         let l = listeners(&c);
         assert_eq!(l.len(), 2, "{l:?}");
-        let e = entries(&l, &[], true);
-        assert_eq!((e[0].matches.family, e[0].matches.dst), (Some(AclFamily::V4), None), "0.0.0.0: IPv4 only");
-        assert_eq!(e[1].matches.dst, Some("2001:db8::1/128".parse().unwrap()));
-        assert_eq!(e[1].action, AclAction::RateLimit { bytes_per_sec: 20000 });
+        let e: Vec<GuardEntry> = l.iter().map(Listener::entry).collect();
+        assert_eq!((e[0].family, e[0].any_addr, e[0].port), (4, 1, 5000), "0.0.0.0: IPv4 only");
+        let a: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        assert_eq!((e[1].family, e[1].any_addr, e[1].addr), (6, 0, a.octets()));
+        assert_eq!(e[1].rate_bps, 20000);
+        let v4 = listeners(&cfg("[signal]\ndtls_listen = [\"192.0.2.1:5000\"]\n")).remove(0).entry();
+        assert_eq!((v4.family, v4.any_addr, &v4.addr[..4]), (4, 0, &[192, 0, 2, 1][..]));
         assert!(listeners(&cfg("[signal]\nguard = false\n")).is_empty());
         let off = listeners(&cfg("[signal]\nenabled = false\n"));
         assert_eq!(off.iter().map(|l| l.channel.as_str()).collect::<Vec<_>>(), ["data-channel"]);
@@ -230,6 +226,5 @@ mod tests {
         let c = cfg("[signal]\ntls_listen = [\"[::]:4443\"]\n");
         let l = listeners(&c);
         assert_eq!(l.iter().filter(|l| l.protocol == "tcp").count(), 1, "{l:?}");
-        crate::dataplane::acl::check(&entries(&l, &[], true)).unwrap();
     }
 }

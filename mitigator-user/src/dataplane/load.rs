@@ -55,6 +55,9 @@ fn expected_layout(name: &str) -> Option<Layout> {
         m::ACL_RULES => (Array, 4, size_of::<AclRule>() as u32, 2 * MAX_ACL_ENTRIES),
         m::ACL_RATE => (Array, 4, size_of::<AclBucket>() as u32, ACL_SLOTS),
         m::ACL_STATS => (PerCpuArray, 4, size_of::<Counter>() as u32, ACL_SLOTS),
+        m::GUARD => (Array, 4, size_of::<GuardEntry>() as u32, MAX_GUARD),
+        m::GUARD_RATE => (Array, 4, size_of::<AclBucket>() as u32, MAX_GUARD),
+        m::GUARD_STATS => (PerCpuArray, 4, size_of::<Counter>() as u32, MAX_GUARD),
         _ => return None,
     })
 }

@@ -34,6 +34,7 @@
 
 pub mod acl;
 mod attach;
+mod guard;
 mod load;
 mod rules;
 mod stats;
@@ -186,6 +187,12 @@ impl Dataplane {
         let rules = &self.gens[self.active as usize].acl.rules;
         let r = rules.iter().find(|r| r.stat_id == stat_id).ok_or_else(|| anyhow!("no ACL entry with stat_id {stat_id}"))?;
         acl::slot_stats(&self.ebpf, r.slot)
+    }
+
+    /// Matched packets and bytes of guard entry `i` (`RuleSet::guard`),
+    /// summed over CPUs, since the entry was put in that slot.
+    pub fn guard_stats(&self, i: usize) -> Result<Counter> {
+        guard::stats(&self.ebpf, i)
     }
 
     /// Interface counters by ifindex (0 = interfaces without their own

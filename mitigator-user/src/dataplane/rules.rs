@@ -31,12 +31,13 @@ use aya::{
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mitigator_common::{
     config_word, gen_flags as gf, lpm_v4, lpm_v6, maps as m, policy_flags, HostKeyV4, HostKeyV6, LpmDataV4,
-    LpmDataV6, Policy, CONFIG_ACTIVE, CONFIG_GEN_BIT, LPM_GEN_BITS, MAX_HOST_ROUTES, MAX_LIST_ENTRIES, MAX_PREFIXES,
+    GuardEntry, LpmDataV6, Policy, CONFIG_ACTIVE, CONFIG_GEN_BIT, LPM_GEN_BITS, MAX_HOST_ROUTES, MAX_LIST_ENTRIES, MAX_PREFIXES,
     MAX_TARGETS, REFLECT_WORDS,
 };
 
 use super::{
     acl::{self, AclContents, AclEntry},
+    guard,
     map_mut, Dataplane,
 };
 
@@ -61,6 +62,10 @@ pub struct RuleSet {
     /// Data-channel ACL, in order (first match wins), after the lists and
     /// before the targets; see `acl.rs`.
     pub acl: Vec<AclEntry>,
+    /// The guard of the daemon's own listeners (at most `MAX_GUARD`, see
+    /// `guard.rs`): before the ACL, or before an in-scope target's
+    /// countermeasures.
+    pub guard: Vec<GuardEntry>,
 }
 
 /// A protected target: destination prefixes sharing one id (counters, rate
@@ -88,6 +93,9 @@ pub(super) struct GenContents {
     drop_v6: BTreeSet<([u8; 16], u8)>,
     policies: BTreeMap<u32, Policy>,
     pub(super) acl: AclContents,
+    /// What the (shared, not generational) guard map held when this
+    /// generation was written; non-empty sets its `GUARD` flag.
+    guard: Vec<GuardEntry>,
 }
 
 impl GenContents {
@@ -95,7 +103,8 @@ impl GenContents {
     /// slots of `rules.acl` (`acl::assign_slots`).
     pub(super) fn compile(rules: &RuleSet, acl_slots: &[u32]) -> Result<Self> {
         // An AclError stays the error's root cause, for callers to downcast.
-        let mut g = GenContents { acl: acl::compile(&rules.acl, acl_slots)?, ..Default::default() };
+        let mut g =
+            GenContents { acl: acl::compile(&rules.acl, acl_slots)?, guard: rules.guard.clone(), ..Default::default() };
         for t in &rules.targets {
             ensure!(t.id < MAX_TARGETS, "target id {} out of range (max {})", t.id, MAX_TARGETS - 1);
             let mut pol = t.policy;
@@ -158,6 +167,7 @@ impl GenContents {
             (!self.lpm_v4.is_empty(), gf::LPM_V4),
             (!self.lpm_v6.is_empty(), gf::LPM_V6),
             (!self.acl.entries.is_empty(), gf::ACL),
+            (!self.guard.is_empty(), gf::GUARD),
         ] {
             if nonempty {
                 f |= bit;
@@ -204,6 +214,7 @@ impl GenContents {
             accept: list(&self.accept_v4, &self.accept_v6),
             drop: list(&self.drop_v4, &self.drop_v6),
             acl: self.acl.entries.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
@@ -419,6 +430,7 @@ pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<GenContents> {
         }
     }
     g.acl = acl::read_gen(ebpf, gen)?;
+    g.guard = guard::read(ebpf)?;
     Ok(g)
 }
 
@@ -433,6 +445,7 @@ pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
     }
     // New ACL entries start from zero (no generation uses these slots yet).
     acl::reset_slots(&mut dp.ebpf, &fresh)?;
+    guard::write(&mut dp.ebpf, &rules.guard)?;
     write_gen_tracked(dp, next, &want)?;
     // The flip: from here new packets read `next` and its flags.
     config(&mut dp.ebpf)?.set(CONFIG_ACTIVE, config_word(next, want.flags()), 0).context("flipping CONFIG_ACTIVE")?;

@@ -232,9 +232,7 @@ impl Owner_ {
     fn dc_check(&self) -> Result<(), AceRefusal> {
         let clients = self.dc_clients_ordered();
         let inputs: Vec<ClientAcls> = clients.iter().map(|c| self.client_acls(c, Scope::All)).collect();
-        // With client entries, the guard's are all there too.
-        let guard = crate::compiler::guard::entries(&crate::compiler::guard::listeners(&self.cfg), &[], true);
-        acl_compiler::check(&guard, &inputs)
+        acl_compiler::check(&inputs)
     }
 
     fn dc_clients_ordered(&self) -> Vec<&DcClient> {

@@ -168,14 +168,15 @@ pub struct Status {
     pub guard: Vec<GuardStatus>,
 }
 
-/// One guarded listener and what its entry matched since it was last put
-/// in force (accepted under the rate and dropped over it).
+/// One guarded listener and what its entry matched since the daemon first
+/// put it in the data plane (passed under the rate and dropped over it;
+/// kept across restarts with the same listener in the same place).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GuardStatus {
     #[serde(flatten)]
     pub listener: compiler::guard::Listener,
-    /// In the maps: only while a protection could drop its traffic (or a
-    /// client ACL entry exists).
+    /// Something could drop its traffic: a protection reaching it, or a
+    /// client ACL entry (only then does the data plane consult it).
     pub in_force: bool,
     pub matched_packets: u64,
     pub matched_bytes: u64,
@@ -339,8 +340,9 @@ struct Owner_ {
     notices: dots::Notices,
     escalation: Option<crate::escalation::EscalationReport>,
     dc: datachannel::DcState,
-    /// The stat ids of the guard's entries in the maps (`compiler::guard`).
-    guard_in_force: std::collections::BTreeSet<u64>,
+    /// Per guarded listener (`compiler::guard::listeners`): whether
+    /// something could drop its traffic, as of the last rule set applied.
+    guard_in_force: Vec<bool>,
 }
 
 fn now_unix() -> u64 {
@@ -486,12 +488,11 @@ impl Owner_ {
                 Vec::new()
             }
         };
-        // The guard goes first, for the listeners whose traffic a target or
-        // a client entry could drop.
+        // The guard's entries: the data plane consults them before the
+        // ACL and before in-scope targets' countermeasures.
         let listeners = compiler::guard::listeners(&self.cfg);
-        let targets = rules.targets.clone();
-        let guard = |clients: &[crate::dataplane::AclEntry]| compiler::guard::entries(&listeners, &targets, !clients.is_empty());
-        rules.acl = [guard(&clients), clients.clone()].concat();
+        rules.guard = listeners.iter().map(compiler::guard::Listener::entry).collect();
+        rules.acl = clients.clone();
         let (base, active) = self.dc_leaving(&clients);
         if let Err(e) = self.dp().apply(&rules) {
             let acl_refused = e.chain().any(|c| c.downcast_ref::<crate::dataplane::AclError>().is_some());
@@ -499,15 +500,15 @@ impl Owner_ {
                 return Err(e);
             }
             warn!(error = %format!("{e:#}"), "the data plane refuses the data-channel ACLs; applying the rule set without them");
-            rules.acl = guard(&[]);
+            rules.acl = vec![];
             let (base, active) = self.dc_leaving(&[]);
             self.dp().apply(&rules)?;
             self.dc_applied(base, active);
-            self.guard_in_force = rules.acl.iter().map(|e| e.stat_id).collect();
+            self.guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, false);
             return Ok(());
         }
         self.dc_applied(base, active);
-        self.guard_in_force = rules.acl[..rules.acl.len() - clients.len()].iter().map(|e| e.stat_id).collect();
+        self.guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, !clients.is_empty());
         Ok(())
     }
 
@@ -694,9 +695,11 @@ impl Owner_ {
     fn guard_status(&mut self) -> Vec<GuardStatus> {
         compiler::guard::listeners(&self.cfg)
             .into_iter()
-            .map(|l| {
-                let in_force = self.guard_in_force.contains(&l.stat_id());
-                let c = if in_force { self.dp().acl_stats_by_id(l.stat_id()).unwrap_or_default() } else { Default::default() };
+            .enumerate()
+            .map(|(i, l)| {
+                let in_force = self.guard_in_force.get(i).copied().unwrap_or(false);
+                // Slot i holds listener i (`apply_with`).
+                let c = self.dp().guard_stats(i).unwrap_or_default();
                 GuardStatus { listener: l, in_force, matched_packets: c.packets, matched_bytes: c.bytes }
             })
             .collect()

@@ -38,7 +38,7 @@ fn describe(case: &str) -> &'static str {
         "matched-passed" => "matched a target, passed its checks (fragments, reflection, bad TCP flags)",
         "drop-scope" => "dropped by scope (IPv4 TCP SYN to port 80 of a drop-all target)",
         "drop-all-ports" => "dropped by scope: IPv4 TCP SYN to a drop-all target of every protocol and port (as `mitigator protect` of the host's own address)",
-        "drop-all-ports-guarded" => "same, with the guard of the daemon's own DOTS listeners in force (its ACL entries first: the ACL stage runs)",
+        "drop-all-ports-guarded" => "same, with the guard of the daemon's own DOTS listeners in force (its entries walked before the target's countermeasures)",
         "drop-list" => "dropped by the source drop-list (1 entry)",
         "rate-limited" => "dropped by the per-source rate limit (UDP, 1 pps)",
         "ipv6-ext-scope" => "IPv6 with hop-by-hop, routing, destination options; dropped by scope",

@@ -54,29 +54,40 @@ pub(crate) fn assign_slots(held: [&AclContents; 2], entries: &[AclEntry]) -> Res
     Ok((slots, fresh))
 }
 
-/// Zeroes the counters and rate bucket of fresh slots.
+/// Zeroes the counters and rate bucket of fresh slots: of the ACL
+/// (`ACL_STATS`, `ACL_RATE`), or of the guard (`stats`, `rate` = its maps,
+/// of the same layout).
 pub(crate) fn reset_slots(ebpf: &mut Ebpf, slots: &[u32]) -> Result<()> {
+    reset_slots_of(ebpf, m::ACL_STATS, m::ACL_RATE, slots)
+}
+
+pub(crate) fn reset_slots_of(ebpf: &mut Ebpf, stats: &str, rate: &str, slots: &[u32]) -> Result<()> {
     if slots.is_empty() {
         return Ok(());
     }
     let ncpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
     {
-        let mut st: PerCpuArray<_, Counter> = PerCpuArray::try_from(map_mut(ebpf, m::ACL_STATS)?)?;
+        let mut st: PerCpuArray<_, Counter> = PerCpuArray::try_from(map_mut(ebpf, stats)?)?;
         for &s in slots {
-            st.set(s, PerCpuValues::try_from(vec![Counter::default(); ncpus])?, 0).context("zeroing ACL_STATS")?;
+            st.set(s, PerCpuValues::try_from(vec![Counter::default(); ncpus])?, 0).with_context(|| format!("zeroing {stats}"))?;
         }
     }
-    let mut rate: Array<_, AclBucket> = Array::try_from(map_mut(ebpf, m::ACL_RATE)?)?;
+    let mut buckets: Array<_, AclBucket> = Array::try_from(map_mut(ebpf, rate)?)?;
     for &s in slots {
-        rate.set(s, AclBucket::default(), 0).context("zeroing ACL_RATE")?;
+        buckets.set(s, AclBucket::default(), 0).with_context(|| format!("zeroing {rate}"))?;
     }
     Ok(())
 }
 
-/// Matched packets and bytes of a slot, summed over CPUs.
+/// Matched packets and bytes of a slot of `ACL_STATS` (or of the guard's
+/// `stats` map, `slot_stats_of`), summed over CPUs.
 pub(crate) fn slot_stats(ebpf: &aya::Ebpf, slot: u32) -> Result<Counter> {
-    let map: PerCpuArray<_, Counter> = PerCpuArray::try_from(crate::dataplane::map_ref(ebpf, m::ACL_STATS)?)?;
-    let per_cpu = map.get(&slot, 0).context("reading ACL_STATS")?;
+    slot_stats_of(ebpf, m::ACL_STATS, slot)
+}
+
+pub(crate) fn slot_stats_of(ebpf: &aya::Ebpf, stats: &str, slot: u32) -> Result<Counter> {
+    let map: PerCpuArray<_, Counter> = PerCpuArray::try_from(crate::dataplane::map_ref(ebpf, stats)?)?;
+    let per_cpu = map.get(&slot, 0).with_context(|| format!("reading {stats}"))?;
     let mut sum = Counter::default();
     for c in per_cpu.iter() {
         sum.packets += c.packets;

@@ -64,7 +64,7 @@ use ipnet::IpNet;
 use mitigator_common::acl_op;
 
 pub(crate) use compile::{compile, AclContents};
-pub(crate) use maps::{assign_slots, read_gen, reset_slots, slot_stats, write_gen};
+pub(crate) use maps::{assign_slots, read_gen, reset_slots, reset_slots_of, slot_stats, slot_stats_of, write_gen};
 
 // ------------------------------------------------------------------ model ---
 
