@@ -123,7 +123,7 @@ fn a_flood_at_the_dots_port_passes_at_the_guard_rate() -> anyhow::Result<()> {
     const RATE: u64 = 20_000;
     let lab = SignalLab::start("mtg-gdf", &format!("guard_bytes_per_s = {RATE}"))?;
     // A protection scoped to other ports cannot drop DOTS traffic: the
-    // guard stays out of the maps.
+    // guard is not in force (the data plane never consults it).
     lab.daemon.cli(&["protect", HOST, "--proto", "udp", "--port", "53", "--countermeasure", "drop-all"])?;
     let st = lab.daemon.status()?;
     assert_eq!(guard_entry(&st, "udp", 4646)["in_force"], false, "{}", st["guard"]);
@@ -147,7 +147,7 @@ fn a_flood_at_the_dots_port_passes_at_the_guard_rate() -> anyhow::Result<()> {
     let window = start.elapsed().as_secs_f64();
 
     let delta = |name: &str, what: &str| verdict(&after, name, what) - verdict(&before, name, what);
-    let accepted = delta("acl-accepted", "bytes");
+    let accepted = delta("guard-passed", "bytes");
     let matched = guard_entry(&after, "udp", 4646)["matched_bytes"].as_u64().unwrap_or(0)
         - guard_entry(&before, "udp", 4646)["matched_bytes"].as_u64().unwrap_or(0);
     // The bucket starts full (one second of the rate), then refills at the
@@ -157,6 +157,6 @@ fn a_flood_at_the_dots_port_passes_at_the_guard_rate() -> anyhow::Result<()> {
     assert!(matched > 3 * bound, "the flood exceeded the rate (or the check below proves nothing): {matched} B");
     assert!(accepted <= bound, "{accepted} B passed in {window:.2} s at {RATE} B/s");
     assert!(accepted > 0, "the port stays open under the rate");
-    assert!(delta("acl-dropped", "packets") > 0, "the excess is dropped");
+    assert!(delta("guard-dropped", "packets") > 0, "the excess is dropped");
     Ok(())
 }
