@@ -321,7 +321,7 @@ pub fn render_status(st: &Status) -> String {
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(["interface", "seen pkt/s", "seen bit/s", "seen total", "dropped pkt/s", "passed pkt/s"]);
     for i in &st.interfaces {
-        let dropped = sum(&i.verdicts, &["drop-list", "acl-dropped", "target-dropped"]);
+        let dropped = sum(&i.verdicts, &["drop-list", "guard-dropped", "acl-dropped", "target-dropped"]);
         t.add_row([
             i.name.clone(),
             human(i.seen.pps),
