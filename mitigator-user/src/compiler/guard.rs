@@ -28,7 +28,7 @@
 //! An earlier version put the entries first in the data-channel ACL, which
 //! made the ACL stage run for every packet to a protected target (drop-all
 //! of every port: 100 → 250 ns per packet with BPF_PROG_TEST_RUN); a walk
-//! of a few entries after the scope test costs a few ns.
+//! of a few entries after the scope test costs a few ns (98 → 106 ns).
 //!
 //! `mitigator status` calls a listener's guard "in force" while something
 //! could drop its traffic: a protection whose prefix may hold the listen
