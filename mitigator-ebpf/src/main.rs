@@ -23,7 +23,7 @@ use aya_ebpf::{
 };
 use mitigator_common::{
     gen_flags as gf, lpm_v4, lpm_v6, policy_flags, DropReason, HostKeyV4, HostKeyV6, IfaceVerdict,
-    CONFIG_ACTIVE, CONFIG_GEN_BIT, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
+    dst_cache_slot, CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, DST_NONE, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
 };
 
 use maps::*;
@@ -60,13 +60,14 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     }
     let p: &Pkt = p;
 
-    // The generation and its flags, read together (one word).
+    // The generation, its flags and its epoch, read together (one word).
     let word = match CONFIG.get(CONFIG_ACTIVE) {
         Some(w) => *w,
         None => 0,
     };
-    let gen = word >> CONFIG_GEN_BIT;
-    let flags = word;
+    let epoch = (word >> CONFIG_EPOCH_SHIFT) as u32;
+    let flags = word as u32;
+    let gen = flags >> CONFIG_GEN_BIT;
 
     if on_list(true, p, gen, flags) {
         return (XDP_PASS, IfaceVerdict::Accepted);
@@ -90,7 +91,7 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
         }
     }
 
-    let id = match find_target(p, gen, flags) {
+    let id = match target_of(p, gen, flags, epoch) {
         Some(id) if id < MAX_TARGETS => id,
         _ => return (XDP_PASS, IfaceVerdict::NoMatch),
     };
@@ -177,6 +178,60 @@ fn on_list(accept: bool, p: &Pkt, gen: u32, flags: u32) -> bool {
         }
     }
     false
+}
+
+/// Destination → target id, through the per-CPU cache when it is on (see
+/// `DstCacheEntry` for why). A family without targets skips both.
+#[inline(always)]
+fn target_of(p: &Pkt, gen: u32, flags: u32, epoch: u32) -> Option<u32> {
+    let any = if p.v6 { gf::HOST_V6 | gf::LPM_V6 } else { gf::HOST_V4 | gf::LPM_V4 };
+    if flags & any == 0 {
+        return None;
+    }
+    if flags & gf::DST_CACHE == 0 {
+        return find_target(p, gen, flags);
+    }
+    let slot = dst_cache_slot(fold_dst(p));
+    let e = match DST_CACHE.get_ptr_mut(slot) {
+        // SAFETY: per-CPU, and an XDP run is not preempted.
+        Some(e) => unsafe { &mut *e },
+        None => return find_target(p, gen, flags),
+    };
+    if e.epoch == epoch && e.v6 == p.v6 as u32 && same_dst(&e.addr, p) {
+        return if e.id == DST_NONE { None } else { Some(e.id) };
+    }
+    let found = find_target(p, gen, flags);
+    e.epoch = epoch;
+    e.id = found.unwrap_or(DST_NONE);
+    e.v6 = p.v6 as u32;
+    e.addr = p.dst;
+    found
+}
+
+/// The destination folded into 32 bits for `dst_cache_slot`.
+#[inline(always)]
+fn fold_dst(p: &Pkt) -> u32 {
+    let d = &p.dst;
+    let w = |i: usize| u32::from_ne_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+    if p.v6 {
+        w(0) ^ w(4) ^ w(8) ^ w(12)
+    } else {
+        w(0)
+    }
+}
+
+/// The cached address is the packet's destination (4 bytes for IPv4).
+#[inline(always)]
+fn same_dst(a: &[u8; 16], p: &Pkt) -> bool {
+    let n = if p.v6 { 16 } else { 4 };
+    let mut i = 0;
+    while i < n {
+        if a[i] != p.dst[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Destination → target id: host routes (hash) first, then prefixes (LPM),

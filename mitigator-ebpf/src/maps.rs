@@ -18,7 +18,7 @@ use mitigator_common::*;
 const BPF_F_NO_PREALLOC: u32 = 1;
 
 #[map(name = "MTG_CONFIG")]
-pub static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
+pub static CONFIG: Array<u64> = Array::with_max_entries(CONFIG_LEN, 0);
 
 #[map(name = "MTG_HOST_V4")]
 pub static HOST_V4: HashMap<HostKeyV4, u32> =
@@ -125,6 +125,11 @@ pub static ACL_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(ACL_S
 /// pinned: it holds nothing between packets.
 #[map(name = "MTG_SCRATCH_PKT")]
 pub static PKT: PerCpuArray<crate::parse::Pkt> = PerCpuArray::with_max_entries(1, 0);
+
+/// Destination → target id cache (see `mitigator_common::DstCacheEntry`).
+/// Per CPU, so a packet writes its entry without atomics; not pinned.
+#[map(name = "MTG_DST_CACHE")]
+pub static DST_CACHE: PerCpuArray<DstCacheEntry> = PerCpuArray::with_max_entries(DST_CACHE_SLOTS, 0);
 
 // ---------------------------------------------------------------- guard ---
 // Layout and meaning: mitigator_common::guard; lookup: guard.rs.

@@ -15,6 +15,7 @@
 //! bench_dataplane scale <repeat> <rounds> <size,size,…>
 //!     for host routes (/32), LPM prefixes (/24) and drop-list entries:
 //!         scale <kind> <n> <apply ms> <median ns> <min ns> <action>
+//!               <median ns uncached> <min ns uncached>
 //! ```
 
 use std::{
@@ -104,7 +105,9 @@ fn rule_sets() -> BTreeMap<&'static str, RuleSet> {
     // get for the test run's ifindex (see `add_test_run_iface_entry`).
     m.insert("empty-no-iface-entry", RuleSet::default());
     m.insert("one-target", RuleSet { targets: vec![scope_target(2)], ..Default::default() });
+    m.insert("one-target-uncached", RuleSet { targets: vec![scope_target(2)], ..Default::default() });
     m.insert("targets", RuleSet { targets: targets.clone(), ..Default::default() });
+    m.insert("targets-uncached", RuleSet { targets: targets.clone(), ..Default::default() });
     m.insert("targets+drop-list", RuleSet { targets, drop: vec![net("192.0.2.66/32")], ..Default::default() });
     // A drop-all target of every protocol and port, as `mitigator protect`
     // of the host's own address makes it: alone, and with the daemon's
@@ -135,8 +138,10 @@ fn cases() -> Vec<Case> {
         c("no-match-empty", "empty", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
         c("no-match-empty-raw", "empty-no-iface-entry", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
         c("no-match-1-target", "one-target", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
+        c("no-match-1-target-uncached", "one-target-uncached", PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_PASS),
         c("matched-passed", "targets", PacketBuilder::ipv4(SRC, PASS_DST).tcp(40000, 443, TCP_ACK), XDP_PASS),
         c("drop-scope", "targets", PacketBuilder::ipv4(SRC, SCOPE_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
+        c("drop-scope-uncached", "targets-uncached", PacketBuilder::ipv4(SRC, SCOPE_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
         c("drop-all-ports", "all-ports", PacketBuilder::ipv4(SRC, ALL_PORTS_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
         c("drop-all-ports-guarded", "all-ports+guard", PacketBuilder::ipv4(SRC, ALL_PORTS_DST).tcp(40000, 80, TCP_SYN), XDP_DROP),
         c("drop-list", "targets+drop-list", PacketBuilder::ipv4(LISTED_SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK), XDP_DROP),
@@ -203,9 +208,12 @@ fn add_test_run_iface_entry(prog_id: u32) -> Result<()> {
 
 /// Opens a Dataplane holding `rules`; returns it with its program id.
 /// With `iface_entry`, test runs count as on an attached interface.
-fn open_with(rules: &RuleSet, iface_entry: bool) -> Result<(Dataplane, u32)> {
+/// With `dst_cache` false, every packet pays the full destination lookup
+/// (the cost of a cache miss, measured without the miss's cache write).
+fn open_with(rules: &RuleSet, iface_entry: bool, dst_cache: bool) -> Result<(Dataplane, u32)> {
     let before = own_prog_ids()?;
-    let mut dp = Dataplane::open(&DataplaneOptions::default()).context("open dataplane (root needed)")?;
+    let opts = DataplaneOptions { dst_cache, ..Default::default() };
+    let mut dp = Dataplane::open(&opts).context("open dataplane (root needed)")?;
     dp.set_reflection_ports(REFLECTION_PORTS)?;
     dp.apply(rules)?;
     let new: Vec<u32> = own_prog_ids()?.into_iter().filter(|id| !before.contains(id)).collect();
@@ -221,7 +229,7 @@ fn serve(dir: &Path) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut dps = BTreeMap::new();
     for (name, rules) in rule_sets() {
-        let (dp, id) = open_with(&rules, name != "empty-no-iface-entry")?;
+        let (dp, id) = open_with(&rules, name != "empty-no-iface-entry", !name.ends_with("-uncached"))?;
         writeln!(out, "prog\t{name}\t{id}")?;
         dps.insert(name, dp);
     }
@@ -253,6 +261,19 @@ fn serve(dir: &Path) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- scale ---
+
+/// The action and the (median, min) ns/packet of `rounds` test runs.
+fn median_min(dp: &Dataplane, pkt: &[u8], repeat: u32, rounds: u32) -> Result<(u32, (u64, u64))> {
+    let mut ns = vec![];
+    let mut action = 0;
+    for _ in 0..rounds {
+        let (a, d) = dp.test_run_repeat(pkt, repeat)?;
+        action = a;
+        ns.push(d.as_nanos() as u64);
+    }
+    ns.sort_unstable();
+    Ok((action, (ns[ns.len() / 2], ns[0])))
+}
 
 /// The i-th address of a synthetic range starting at `base`, `step` apart.
 fn nth_v4(base: u32, step: u32, i: u32) -> Ipv4Addr {
@@ -291,19 +312,21 @@ fn scale(repeat: u32, rounds: u32, sizes: &[u32]) -> Result<()> {
     for kind in ["host-/32", "lpm-/24", "drop-list-/32"] {
         for &n in sizes {
             let (rules, pkt) = scale_case(kind, n)?;
-            let (mut dp, _) = open_with(&RuleSet::default(), true)?;
+            let (mut dp, _) = open_with(&RuleSet::default(), true, true)?;
             let t = Instant::now();
             dp.apply(&rules)?;
             let apply_ms = t.elapsed().as_secs_f64() * 1e3;
-            let mut ns = vec![];
-            let mut action = 0;
-            for _ in 0..rounds {
-                let (a, d) = dp.test_run_repeat(&pkt, repeat)?;
-                action = a;
-                ns.push(d.as_nanos() as u64);
-            }
-            ns.sort_unstable();
-            writeln!(out, "scale\t{kind}\t{n}\t{apply_ms:.1}\t{}\t{}\t{action}", ns[ns.len() / 2], ns[0])?;
+            let (action, cached) = median_min(&dp, &pkt, repeat, rounds)?;
+            // The same entries without the destination cache: the lookup
+            // structure's own scaling (a flood to many destinations).
+            dp.set_dst_cache(false);
+            dp.apply(&rules)?;
+            let (_, uncached) = median_min(&dp, &pkt, repeat, rounds)?;
+            writeln!(
+                out,
+                "scale\t{kind}\t{n}\t{apply_ms:.1}\t{}\t{}\t{action}\t{}\t{}",
+                cached.0, cached.1, uncached.0, uncached.1
+            )?;
             out.flush()?;
         }
     }

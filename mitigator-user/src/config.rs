@@ -229,6 +229,10 @@ pub struct DataplaneConfig {
     pub reflection_ports: Vec<u16>,
     /// How often counters are sampled for rates, in milliseconds.
     pub stats_interval_ms: u64,
+    /// Resolve packet destinations through the XDP program's per-CPU
+    /// destination cache (see README, Architecture). `false` only to measure
+    /// or rule out the cache: every packet then pays the full lookup.
+    pub dst_cache: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -454,6 +458,7 @@ impl Default for DataplaneConfig {
             pin_dir: "/sys/fs/bpf/mitigator".into(),
             reflection_ports: DEFAULT_REFLECTION_PORTS.to_vec(),
             stats_interval_ms: 1000,
+            dst_cache: true,
         }
     }
 }

@@ -618,6 +618,87 @@ fn apply_swaps_rule_sets() {
     assert_target(&d, 9, (0, 0), &[]);
 }
 
+/// Pins the calling thread to CPU 0: test runs then use one CPU's
+/// destination cache, so a repeated destination is served from it.
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread (0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0, "sched_setaffinity");
+    }
+}
+
+/// The destination cache never changes a verdict: across flips (an entry
+/// of the previous epoch is never used), between an IPv4 address and the
+/// IPv6 address with the same first bytes (same slot), and between two
+/// addresses that share a slot; and it does hold what it resolved.
+#[test]
+fn dst_cache_follows_every_flip() {
+    pin_to_cpu0();
+    let slot_of = |a: [u8; 4]| mitigator_common::dst_cache_slot(u32::from_ne_bytes(a));
+    // An address in 203.0.113.0/24 sharing DST4's slot.
+    let twin = (0..=255u8).map(|b| [203, 0, 113, b]).find(|a| slot_of(*a) == slot_of(DST4)).unwrap_or([0; 4]);
+    let mut alias6 = [0u8; 16];
+    alias6[..4].copy_from_slice(&DST4);
+    let pkt = |dst: [u8; 4]| PacketBuilder::ipv4(SRC4, dst).udp(1, 53).build();
+    let to_dst = pkt(DST4);
+    let to_alias6 = PacketBuilder::ipv6(SRC6, alias6).udp(1, 53).build();
+    // Every set also has an IPv6 target elsewhere, so that IPv6 packets
+    // go through the cache too (a family without targets skips it).
+    let drop_on = |id: u32, p: &str| RuleSet {
+        targets: vec![TargetRule {
+            id,
+            prefixes: vec![net(p), net("2001:db8:2::7/128")],
+            policy: policy(pf::DROP_ALL, ALL_PROTOS, &[]),
+        }],
+        ..Default::default()
+    };
+
+    for cached in [true, false] {
+        let mut d = dp();
+        d.set_dst_cache(cached);
+        d.apply(&drop_on(ID, "198.51.100.7/32")).unwrap();
+        for _ in 0..3 {
+            assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP, "cached {cached}");
+            assert_eq!(d.test_run(&to_alias6).unwrap(), XDP_PASS, "IPv6 alias of the IPv4 target, cached {cached}");
+        }
+        if cached {
+            let e = d.dst_cache_slot(slot_of(DST4)).unwrap()[0];
+            assert_eq!((e.v6, e.id), (1, mitigator_common::DST_NONE), "CPU 0 resolved the IPv6 alias last: {e:?}");
+            assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP);
+            let e = d.dst_cache_slot(slot_of(DST4)).unwrap()[0];
+            assert_eq!((e.v6, e.id, &e.addr[..4]), (0, ID, &DST4[..]), "{e:?}");
+        }
+        // A twin sharing the slot, when the /24 has one: each evicts the other.
+        if twin != [0; 4] {
+            d.apply(&drop_on(ID, &format!("{}/32", std::net::Ipv4Addr::from(twin)))).unwrap();
+            for _ in 0..3 {
+                assert_eq!(d.test_run(&pkt(twin)).unwrap(), XDP_DROP, "twin {twin:?}");
+                assert_eq!(d.test_run(&to_dst).unwrap(), XDP_PASS, "DST4 after the flip");
+            }
+        }
+        // The target moves to another id with another policy, then goes,
+        // then comes back unchanged by a flip that changes nothing.
+        let mut moved = drop_on(9, "198.51.100.0/24");
+        moved.targets[0].policy = policy(0, ALL_PROTOS, &[]);
+        d.apply(&moved).unwrap();
+        assert_eq!(d.test_run(&to_dst).unwrap(), XDP_PASS);
+        d.apply(&drop_on(ID, "198.51.100.7/32")).unwrap();
+        assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP);
+        d.apply(&RuleSet::default()).unwrap();
+        assert_eq!(d.test_run(&to_dst).unwrap(), XDP_PASS);
+        d.apply(&drop_on(ID, "198.51.100.7/32")).unwrap();
+        d.apply(&drop_on(ID, "198.51.100.7/32")).unwrap();
+        assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP);
+        assert_target(&d, 9, (1, to_dst.len() as u64), &[]);
+        if !cached {
+            let e = d.dst_cache_slot(slot_of(DST4)).unwrap()[0];
+            assert_eq!(e, mitigator_common::DstCacheEntry::default(), "the cache stays unused when off");
+        }
+    }
+}
+
 #[test]
 fn invalid_rule_sets_are_refused() {
     let mut d = dp();
@@ -638,7 +719,7 @@ fn invalid_rule_sets_are_refused() {
 fn reopen_adopts_pinned_maps() {
     let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/mitigator-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = DataplaneOptions { pin_dir: Some(dir.clone()) };
+    let opts = DataplaneOptions { pin_dir: Some(dir.clone()), ..Default::default() };
     let pkt = PacketBuilder::ipv4(SRC4, DST4).udp(1, 53).build();
     {
         let mut d = Dataplane::open(&opts).unwrap();
@@ -672,7 +753,7 @@ fn reopen_adopts_pinned_maps() {
 fn pins_of_another_layout_are_refused() {
     let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/mitigator-test-layout-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = DataplaneOptions { pin_dir: Some(dir.clone()) };
+    let opts = DataplaneOptions { pin_dir: Some(dir.clone()), ..Default::default() };
     let mut d = Dataplane::open(&opts).unwrap();
     let mut rules = drop_all();
     rules.drop = vec![net("203.0.113.66/32"), net("203.0.113.128/25")];

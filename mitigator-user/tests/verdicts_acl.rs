@@ -727,7 +727,7 @@ fn atomic_replacement_of_1000_entries() {
 fn adopted_pins_keep_the_acl() {
     let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/mitigator-acl-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = DataplaneOptions { pin_dir: Some(dir.clone()) };
+    let opts = DataplaneOptions { pin_dir: Some(dir.clone()), ..Default::default() };
     let rules = acl_only(vec![
         entry(
             5,

@@ -131,7 +131,7 @@ fn attach_pin_adopt_detach_uninstall() {
 
     let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/mitigator-attach-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = DataplaneOptions { pin_dir: Some(dir.clone()) };
+    let opts = DataplaneOptions { pin_dir: Some(dir.clone()), ..Default::default() };
     {
         let mut d = Dataplane::open(&opts).unwrap();
         assert_eq!(d.attach("mtg0", AttachMode::Auto).unwrap(), AttachedMode::Native);

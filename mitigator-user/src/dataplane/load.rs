@@ -32,7 +32,7 @@ fn expected_layout(name: &str) -> Option<Layout> {
     let host4 = size_of::<HostKeyV4>() as u32;
     let host6 = size_of::<HostKeyV6>() as u32;
     Some(match name {
-        m::CONFIG => (Array, 4, 4, CONFIG_LEN),
+        m::CONFIG => (Array, 4, 8, CONFIG_LEN),
         m::HOST_V4 => (Hash, host4, 4, 2 * MAX_HOST_ROUTES),
         m::HOST_V6 => (Hash, host6, 4, 2 * MAX_HOST_ROUTES),
         m::LPM_V4 => (LpmTrie, lpm4, 4, 2 * MAX_PREFIXES),

@@ -52,12 +52,22 @@ pub use acl::{port_ranges, AclAction, AclEntry, AclError, AclFamily, AclMatch, B
 pub use rules::{RuleSet, TargetRule};
 
 /// How to open the data plane.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DataplaneOptions {
     /// bpffs directory for pinned maps and links, e.g.
     /// `/sys/fs/bpf/mitigator`. `None`: nothing pinned, everything goes away
     /// with the `Dataplane` (tests).
     pub pin_dir: Option<PathBuf>,
+    /// Resolve destinations through the per-CPU destination cache
+    /// (`mitigator_common::DstCacheEntry`). On by default; off only to
+    /// measure (or rule out) the cache. Takes effect at the next `apply`.
+    pub dst_cache: bool,
+}
+
+impl Default for DataplaneOptions {
+    fn default() -> Self {
+        DataplaneOptions { pin_dir: None, dst_cache: true }
+    }
 }
 
 /// The loaded program, its maps, and what we know they hold.
@@ -77,6 +87,10 @@ pub struct Dataplane {
     last_flip: Option<std::time::Instant>,
     /// Mirror of `IFACE_SLOTS` (interface counter slots by ifindex).
     iface_slots: Vec<mitigator_common::IfaceSlot>,
+    /// The epoch of the last flip (in the active `CONFIG` word).
+    epoch: u32,
+    /// `DataplaneOptions::dst_cache`.
+    dst_cache: bool,
 }
 
 impl Dataplane {
@@ -93,8 +107,10 @@ impl Dataplane {
             adopted,
             last_flip: None,
             iface_slots: vec![],
+            epoch: 0,
+            dst_cache: opts.dst_cache,
         };
-        dp.active = rules::read_active(&mut dp.ebpf)?;
+        (dp.active, dp.epoch) = rules::read_active(&mut dp.ebpf)?;
         if adopted {
             for g in 0..2 {
                 dp.gens[g] = rules::read_gen(&mut dp.ebpf, g as u32)
@@ -103,6 +119,12 @@ impl Dataplane {
         }
         dp.iface_slots = stats::read_iface_slots(&dp.ebpf)?;
         Ok(dp)
+    }
+
+    /// Turns the destination cache on or off (`DataplaneOptions::dst_cache`)
+    /// from the next `apply` on.
+    pub fn set_dst_cache(&mut self, on: bool) {
+        self.dst_cache = on;
     }
 
     /// Whether `open` adopted maps pinned by an earlier run.
@@ -205,6 +227,12 @@ impl Dataplane {
     /// XDP action (1 = XDP_DROP, 2 = XDP_PASS).
     pub fn test_run(&self, packet: &[u8]) -> Result<u32> {
         Ok(test_run::run(&self.ebpf, packet, 1)?.0)
+    }
+
+    /// A slot of the destination cache, one entry per CPU (diagnostics and
+    /// tests: which destination each CPU resolved last in that slot).
+    pub fn dst_cache_slot(&self, slot: u32) -> Result<Vec<mitigator_common::DstCacheEntry>> {
+        stats::dst_cache_slot(&self.ebpf, slot)
     }
 
     /// A duplicate of the program's fd, for running it from another thread

@@ -31,7 +31,7 @@ use aya::{
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mitigator_common::{
     config_word, gen_flags as gf, lpm_v4, lpm_v6, maps as m, policy_flags, HostKeyV4, HostKeyV6, LpmDataV4,
-    GuardEntry, LpmDataV6, Policy, CONFIG_ACTIVE, CONFIG_GEN_BIT, LPM_GEN_BITS, MAX_HOST_ROUTES, MAX_LIST_ENTRIES, MAX_PREFIXES,
+    GuardEntry, LpmDataV6, Policy, CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, LPM_GEN_BITS, MAX_HOST_ROUTES, MAX_LIST_ENTRIES, MAX_PREFIXES,
     MAX_TARGETS, REFLECT_WORDS,
 };
 
@@ -229,12 +229,14 @@ fn v6net(a: [u8; 16], l: u8) -> IpNet {
 
 // ------------------------------------------------------------ map access ---
 
-fn config(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, u32>> {
+fn config(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, u64>> {
     Ok(Array::try_from(map_mut(ebpf, m::CONFIG)?)?)
 }
 
-pub(super) fn read_active(ebpf: &mut Ebpf) -> Result<u32> {
-    Ok(config(ebpf)?.get(&CONFIG_ACTIVE, 0)? >> CONFIG_GEN_BIT)
+/// The active generation and the epoch it was flipped in at.
+pub(super) fn read_active(ebpf: &mut Ebpf) -> Result<(u32, u32)> {
+    let word = config(ebpf)?.get(&CONFIG_ACTIVE, 0)?;
+    Ok(((word as u32) >> CONFIG_GEN_BIT, (word >> CONFIG_EPOCH_SHIFT) as u32))
 }
 
 /// Writes the difference `cur` → `want` into generation `gen` of a hash map.
@@ -447,9 +449,16 @@ pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
     acl::reset_slots(&mut dp.ebpf, &fresh)?;
     guard::write(&mut dp.ebpf, &rules.guard)?;
     write_gen_tracked(dp, next, &want)?;
-    // The flip: from here new packets read `next` and its flags.
-    config(&mut dp.ebpf)?.set(CONFIG_ACTIVE, config_word(next, want.flags()), 0).context("flipping CONFIG_ACTIVE")?;
+    // The flip: from here new packets read `next`, its flags and a new
+    // epoch (which also empties every CPU's destination cache; never 0).
+    let epoch = match dp.epoch.wrapping_add(1) {
+        0 => 1,
+        e => e,
+    };
+    let flags = want.flags() | if dp.dst_cache { gf::DST_CACHE } else { 0 };
+    config(&mut dp.ebpf)?.set(CONFIG_ACTIVE, config_word(epoch, next, flags), 0).context("flipping CONFIG_ACTIVE")?;
     dp.active = next;
+    dp.epoch = epoch;
     dp.last_flip = Some(std::time::Instant::now());
     Ok(())
 }

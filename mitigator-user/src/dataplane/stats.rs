@@ -1,4 +1,4 @@
-//! Reading the per-CPU counters.
+//! Reading the per-CPU counters (and the per-CPU destination cache).
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -7,7 +7,7 @@ use aya::{
     Ebpf,
 };
 use mitigator_common::{
-    maps as m, Counter, IfaceSlot, IfaceStats, TargetStats, IFACE_PROBES, IFACE_SLOT_TABLE, MAX_IFACES, MAX_TARGETS,
+    maps as m, Counter, DstCacheEntry, IfaceSlot, IfaceStats, TargetStats, DST_CACHE_SLOTS, IFACE_PROBES, IFACE_SLOT_TABLE, MAX_IFACES, MAX_TARGETS,
     N_DROP_REASONS, N_IFACE_VERDICTS,
 };
 
@@ -34,6 +34,12 @@ pub(super) fn target_stats(ebpf: &Ebpf, id: u32) -> Result<TargetStats> {
         }
     }
     Ok(sum)
+}
+
+pub(super) fn dst_cache_slot(ebpf: &Ebpf, slot: u32) -> Result<Vec<DstCacheEntry>> {
+    anyhow::ensure!(slot < DST_CACHE_SLOTS, "destination cache slot {slot} out of range");
+    let map: PerCpuArray<_, DstCacheEntry> = PerCpuArray::try_from(map_ref(ebpf, m::DST_CACHE)?)?;
+    Ok(map.get(&slot, 0).context("reading DST_CACHE")?.iter().copied().collect())
 }
 
 pub(super) fn reset_target_stats(ebpf: &mut Ebpf, id: u32) -> Result<()> {
