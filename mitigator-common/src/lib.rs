@@ -143,8 +143,9 @@ pub struct DstCacheEntry {
     pub id: u32,
     /// 1 for an IPv6 address, 0 for IPv4.
     pub v6: u32,
-    /// IPv4 addresses use the first 4 bytes. Network byte order.
-    pub addr: [u8; 16],
+    /// The address's words in memory order (network byte order within):
+    /// IPv4 uses the first, the others are zero.
+    pub addr: [u32; 4],
 }
 
 /// The cache slot of a destination: the address folded into 32 bits
@@ -180,6 +181,9 @@ pub mod gen_flags {
     /// Resolve destinations through the per-CPU cache (`DST_CACHE`,
     /// [`super::DstCacheEntry`]); off only for measuring the uncached cost.
     pub const DST_CACHE: u32 = 1 << 14;
+    /// Any accept-list or drop-list entry: one test skips both lists.
+    pub const LISTS: u32 =
+        ACCEPT_V4 | ACCEPT_V6 | DROP_V4 | DROP_V6 | ACCEPT_HOST_V4 | ACCEPT_HOST_V6 | DROP_HOST_V4 | DROP_HOST_V6;
 }
 
 // ------------------------------------------------------------------ keys ---
@@ -405,8 +409,10 @@ pub struct TargetStats {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IfaceVerdict {
-    /// Not IPv4/IPv6, or truncated / malformed before the addresses: passed
-    /// to the kernel untouched (it drops what is really broken).
+    /// Not IPv4/IPv6, or truncated / malformed in a header the program had
+    /// to read: passed to the kernel untouched (it drops what is really
+    /// broken). The L4 header is read only for a target's packets and while
+    /// an ACL is installed, so a cut L4 header elsewhere counts as NoMatch.
     Unparsed = 0,
     /// Source on the accept-list: passed, bypassing everything.
     Accepted = 1,

@@ -54,12 +54,6 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
         Some(p) => unsafe { &mut *p },
         None => return (XDP_PASS, IfaceVerdict::Unparsed),
     };
-    p.clear();
-    if parse::parse(data, data_end, p).is_none() {
-        return (XDP_PASS, IfaceVerdict::Unparsed);
-    }
-    let p: &Pkt = p;
-
     // The generation, its flags and its epoch, read together (one word).
     let word = match CONFIG.get(CONFIG_ACTIVE) {
         Some(w) => *w,
@@ -69,15 +63,26 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
     let flags = word as u32;
     let gen = flags >> CONFIG_GEN_BIT;
 
-    if on_list(true, p, gen, flags) {
-        return (XDP_PASS, IfaceVerdict::Accepted);
+    p.clear();
+    // The fields only the ACL reads are filled only when it is installed.
+    if parse::parse(data, data_end, p, flags & gf::ACL != 0).is_none() {
+        return (XDP_PASS, IfaceVerdict::Unparsed);
     }
-    if on_list(false, p, gen, flags) {
-        return (XDP_DROP, IfaceVerdict::DropListed);
+
+    if flags & gf::LISTS != 0 {
+        if on_list(true, p, gen, flags) {
+            return (XDP_PASS, IfaceVerdict::Accepted);
+        }
+        if on_list(false, p, gen, flags) {
+            return (XDP_DROP, IfaceVerdict::DropListed);
+        }
     }
     let guard = flags & gf::GUARD != 0;
     // One flag test when no ACL is installed: the no-ACL path stays as fast.
     if flags & gf::ACL != 0 {
+        if parse::parse_l4(data, data_end, p).is_none() {
+            return (XDP_PASS, IfaceVerdict::Unparsed);
+        }
         // A client's ACE may drop anything: the guard goes first.
         if guard {
             if let Some(v) = guard_verdict(p, len) {
@@ -95,6 +100,11 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
         Some(id) if id < MAX_TARGETS => id,
         _ => return (XDP_PASS, IfaceVerdict::NoMatch),
     };
+    // Only now, for a target's packet, is its L4 header read.
+    if parse::parse_l4(data, data_end, p).is_none() {
+        return (XDP_PASS, IfaceVerdict::Unparsed);
+    }
+    let p: &Pkt = p;
 
     let verdict = match POLICIES.get(gen * MAX_TARGETS + id) {
         Some(pol) if pol.flags & policy_flags::ACTIVE != 0 && policy::in_scope(pol, p) => {
@@ -204,34 +214,25 @@ fn target_of(p: &Pkt, gen: u32, flags: u32, epoch: u32) -> Option<u32> {
     e.epoch = epoch;
     e.id = found.unwrap_or(DST_NONE);
     e.v6 = p.v6 as u32;
-    e.addr = p.dst;
+    e.addr = [p.dst_word(0), p.dst_word(1), p.dst_word(2), p.dst_word(3)];
     found
 }
 
 /// The destination folded into 32 bits for `dst_cache_slot`.
 #[inline(always)]
 fn fold_dst(p: &Pkt) -> u32 {
-    let d = &p.dst;
-    let w = |i: usize| u32::from_ne_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
     if p.v6 {
-        w(0) ^ w(4) ^ w(8) ^ w(12)
+        p.dst_word(0) ^ p.dst_word(1) ^ p.dst_word(2) ^ p.dst_word(3)
     } else {
-        w(0)
+        p.dst_word(0)
     }
 }
 
-/// The cached address is the packet's destination (4 bytes for IPv4).
+/// The cached address is the packet's destination (one word for IPv4;
+/// the words past an IPv4 address are zero on both sides).
 #[inline(always)]
-fn same_dst(a: &[u8; 16], p: &Pkt) -> bool {
-    let n = if p.v6 { 16 } else { 4 };
-    let mut i = 0;
-    while i < n {
-        if a[i] != p.dst[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+fn same_dst(a: &[u32; 4], p: &Pkt) -> bool {
+    a[0] == p.dst_word(0) && (!p.v6 || (a[1] == p.dst_word(1) && a[2] == p.dst_word(2) && a[3] == p.dst_word(3)))
 }
 
 /// Destination → target id: host routes (hash) first, then prefixes (LPM),
@@ -291,19 +292,10 @@ fn count_iface(slot: u32, v: IfaceVerdict, len: u64) {
         Some(s) => unsafe { &mut *s },
         None => return,
     };
-    let c = match v {
-        IfaceVerdict::Unparsed => &mut s.verdicts[0],
-        IfaceVerdict::Accepted => &mut s.verdicts[1],
-        IfaceVerdict::DropListed => &mut s.verdicts[2],
-        IfaceVerdict::NoMatch => &mut s.verdicts[3],
-        IfaceVerdict::TargetPassed => &mut s.verdicts[4],
-        IfaceVerdict::TargetDropped => &mut s.verdicts[5],
-        IfaceVerdict::AclAccepted => &mut s.verdicts[6],
-        IfaceVerdict::AclDropped => &mut s.verdicts[7],
-        IfaceVerdict::GuardPassed => &mut s.verdicts[8],
-        IfaceVerdict::GuardDropped => &mut s.verdicts[9],
-    };
-    c.add(len);
+    // The verdict is the counter's index (IfaceVerdict's discriminants).
+    if let Some(c) = s.verdicts.get_mut(v as usize) {
+        c.add(len);
+    }
 }
 
 #[cfg(not(test))]

@@ -136,13 +136,21 @@ pub struct IcmpHdr {
 /// [`Pkt::clear`] can zero it with whole-word stores.
 #[repr(C, align(8))]
 pub struct Pkt {
-    pub v6: bool,
-    /// IPv4 addresses use the first 4 bytes. Network byte order.
+    /// IPv4 addresses use the first 4 bytes. Network byte order. First in
+    /// the struct, so 4-byte aligned: the destination cache reads them as
+    /// words (`dst_word`).
     pub src: [u8; 16],
     pub dst: [u8; 16],
+    pub v6: bool,
     /// L4 protocol (for IPv6: the header after the extension headers).
     pub proto: u8,
     pub frag: u8,
+    /// The L4 header was read (`parse_l4`): the fields below it are valid
+    /// as their own flags say.
+    pub l4_done: bool,
+    /// Offset of the L4 header from the start of the packet (`parse_l4`
+    /// reads it only when a rule needs it: the no-match path does not).
+    pub l4_off: u16,
     /// `sport`/`dport` are valid (TCP, UDP, UDP-Lite, SCTP with L4 header).
     pub has_ports: bool,
     /// `tcp_flags` is valid (TCP with L4 header).
@@ -169,6 +177,14 @@ pub struct Pkt {
 }
 
 impl Pkt {
+    /// Word `i` (0..4) of the destination address, in memory order.
+    #[inline(always)]
+    pub fn dst_word(&self, i: usize) -> u32 {
+        // SAFETY: `dst` sits at offset 16 of an 8-aligned struct, so each
+        // of its four words is 4-aligned and inside it (callers pass i < 4).
+        unsafe { *(self.dst.as_ptr() as *const u32).add(i & 3) }
+    }
+
     /// Zeroes `self` (which lives in a map, see main.rs) with one 8-byte
     /// store per word. `*self = Pkt::new()` makes LLVM call a byte-wise
     /// memset subprogram: a 56-iteration loop on every packet.
@@ -242,7 +258,7 @@ pub fn parse_eth(c: &mut Cursor) -> Option<u16> {
 /// IPv4 header including options (via IHL). Fills addresses, protocol and
 /// fragment state.
 #[inline(always)]
-pub fn parse_ipv4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
+pub fn parse_ipv4(c: &mut Cursor, pkt: &mut Pkt, acl: bool) -> Option<()> {
     let ip = c.take::<Ipv4Hdr>()?;
     let ver_ihl = unsafe { (*ip).ver_ihl };
     if ver_ihl >> 4 != 4 {
@@ -268,9 +284,11 @@ pub fn parse_ipv4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
     } else {
         FRAG_NONE
     };
-    pkt.ttl = unsafe { (*ip).ttl };
-    pkt.ip_len = be16(unsafe { (*ip).tot_len });
-    pkt.frag_bits = frag_bits(frag & 0x4000 != 0, frag & 0x2000 != 0, frag & 0x1fff, frag & 0x3fff != 0);
+    if acl {
+        pkt.ttl = unsafe { (*ip).ttl };
+        pkt.ip_len = be16(unsafe { (*ip).tot_len });
+        pkt.frag_bits = frag_bits(frag & 0x4000 != 0, frag & 0x2000 != 0, frag & 0x1fff, frag & 0x3fff != 0);
+    }
     // The options must lie inside the packet even when no L4 header
     // follows (non-first fragment): compare the cursor with the end.
     if c.pos > c.end {
@@ -315,14 +333,16 @@ fn is_ext_hdr(n: u8) -> bool {
 /// is `None` (unparsed). A fragment header with a non-zero offset ends the
 /// walk: what follows is payload of the fragmented packet.
 #[inline(always)]
-pub fn parse_ipv6(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
+pub fn parse_ipv6(c: &mut Cursor, pkt: &mut Pkt, acl: bool) -> Option<()> {
     let ip = c.take::<Ipv6Hdr>()?;
     if unsafe { (*ip).ver_tc_flow[0] } >> 4 != 6 {
         return None;
     }
     pkt.v6 = true;
-    pkt.ttl = unsafe { (*ip).hop_limit };
-    pkt.ip_len = be16(unsafe { (*ip).payload_len });
+    if acl {
+        pkt.ttl = unsafe { (*ip).hop_limit };
+        pkt.ip_len = be16(unsafe { (*ip).payload_len });
+    }
     pkt.src = unsafe { (*ip).src };
     pkt.dst = unsafe { (*ip).dst };
     let mut next = unsafe { (*ip).next };
@@ -376,7 +396,7 @@ pub fn parse_ipv6(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
 /// flags, ICMP type and code. A protocol we do not look into is fine
 /// (`Some`); a known header cut short is `None` (unparsed).
 #[inline(always)]
-pub fn parse_l4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
+fn l4_header(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
     match pkt.proto {
         IPPROTO_TCP => {
             let t = c.take::<TcpHdr>()?;
@@ -415,20 +435,34 @@ pub fn parse_l4(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
     Some(())
 }
 
-/// The whole parse. `None` = pass as unparsed.
+/// Ethernet and IP (the L4 header is `parse_l4`'s, on demand), with the
+/// fields only the ACL reads when `acl`. `None` = pass as unparsed.
 #[inline(always)]
-pub fn parse(data: usize, data_end: usize, pkt: &mut Pkt) -> Option<()> {
+pub fn parse(data: usize, data_end: usize, pkt: &mut Pkt, acl: bool) -> Option<()> {
     let mut c = Cursor { pos: data, end: data_end };
     let ethertype = parse_eth(&mut c)?;
     if ethertype == ETH_P_IP {
-        parse_ipv4(&mut c, pkt)?;
+        parse_ipv4(&mut c, pkt, acl)?;
     } else if ethertype == ETH_P_IPV6 {
-        parse_ipv6(&mut c, pkt)?;
+        parse_ipv6(&mut c, pkt, acl)?;
     } else {
         return None;
     }
-    if pkt.frag != FRAG_LATER {
-        parse_l4(&mut c, pkt)?;
-    }
+    // Both IP parsers checked pos <= end, and headers end well before 64 KiB.
+    pkt.l4_off = (c.pos - data) as u16;
     Some(())
+}
+
+/// The L4 header, once: only for packets a rule looks at (a target's, or
+/// any while the data-channel ACL or the guard needs ports). A non-first
+/// fragment has none. `None` = a known header cut short (pass as unparsed).
+#[inline(always)]
+pub fn parse_l4(data: usize, data_end: usize, pkt: &mut Pkt) -> Option<()> {
+    if pkt.l4_done || pkt.frag == FRAG_LATER {
+        return Some(());
+    }
+    pkt.l4_done = true;
+    // Bounded for the verifier; `parse` never stores more than 0x7fff.
+    let mut c = Cursor { pos: data + (pkt.l4_off & 0x7fff) as usize, end: data_end };
+    l4_header(&mut c, pkt)
 }

@@ -230,6 +230,22 @@ fn truncated_at_every_boundary_passes_unparsed() {
     assert_eq!(s.passed.packets, 0);
 }
 
+/// The L4 header is read only when a rule needs it: cut short, it makes a
+/// target's packet unparsed (passed), while a packet to no target passes
+/// as no match and a drop-listed source is dropped without it.
+#[test]
+fn l4_header_is_read_only_when_a_rule_needs_it() {
+    let cut = |dst: [u8; 4], src: [u8; 4]| {
+        let p = PacketBuilder::ipv4(src, dst).tcp(1, 80, TCP_SYN).build();
+        p[..p.len() - 4].to_vec()
+    };
+    let mut rules = drop_all();
+    rules.drop = vec![net("192.0.2.66/32")];
+    check_one(&rules, &cut(DST4, SRC4), XDP_PASS, IfaceVerdict::Unparsed, None);
+    check_one(&rules, &cut(OTHER4, SRC4), XDP_PASS, IfaceVerdict::NoMatch, None);
+    check_one(&rules, &cut(DST4, [192, 0, 2, 66]), XDP_DROP, IfaceVerdict::DropListed, None);
+}
+
 #[test]
 fn non_ip_and_bad_headers_pass_unparsed() {
     let arp = {
@@ -668,7 +684,7 @@ fn dst_cache_follows_every_flip() {
             assert_eq!((e.v6, e.id), (1, mitigator_common::DST_NONE), "CPU 0 resolved the IPv6 alias last: {e:?}");
             assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP);
             let e = d.dst_cache_slot(slot_of(DST4)).unwrap()[0];
-            assert_eq!((e.v6, e.id, &e.addr[..4]), (0, ID, &DST4[..]), "{e:?}");
+            assert_eq!((e.v6, e.id, e.addr), (0, ID, [u32::from_ne_bytes(DST4), 0, 0, 0]), "{e:?}");
         }
         // A twin sharing the slot, when the /24 has one: each evicts the other.
         if twin != [0; 4] {
