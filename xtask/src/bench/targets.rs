@@ -114,23 +114,23 @@ fn flood(fl: Option<&Flood>) -> Target {
     t
 }
 
-const FLOOD_MISSED: &str = "Judged on the XDP-frame generator, whose frames reach the host's native \
-    program before any skb exists, as a NIC's would. There the generator, alone on CPU 1, offers several \
-    times what any of the filters takes off the host eth1's 256-frame veth ring on CPU 0, so the ring is \
-    full nearly all the time in all four cases, and the frames it cannot take are lost at it (the \"lost\" \
-    column: most of what is sent). The client's segments share that ring and are lost in the same \
-    proportion whatever the filter, so TCP lives on retransmissions and transactions/s are low in all \
-    four cases (tens a second or fewer, where their ratio is noise): the native program takes two to four times as many frames/s off the ring as nftables (\"host \
-    eth1 rx\", and the figures), which does not help legitimate packets while the flood still exceeds it. With trafgen the \
-    flood arrives as skbs that its AF_PACKET socket allocated, with little headroom, and both XDP paths \
-    need 256 bytes of headroom and a private linear buffer, so the kernel copies every flood packet first \
-    (the veth driver's native XDP path into a page of its own; the generic path reallocates it), while the \
-    nftables ingress hook drops the skb as it is: there an nftables ingress rule is as cheap as XDP or \
-    cheaper. What would show the 5× if it is there (not measured here): a flood the native program keeps \
-    up with and nftables does not, that is a steady rate between their two \"host eth1 rx\" figures; the \
-    live-frames generator cannot be paced (each call costs about 24 ms whatever its size, so short calls \
-    make bursts), so that needs another generator (AF_XDP transmit, or a machine with a NIC); and on a \
-    real host, a NIC with a ring per CPU (RSS).";
+const FLOOD_MISSED: &str = "Judged on the paced XDP-frame flood, whose frames reach the host's native \
+    program before any skb exists, as a NIC's would, at twice what the nftables rule dropped under the unpaced \
+    flood: by design more than nftables can take, and less than native XDP took off the ring unpaced. \
+    Unpaced, the generator alone on CPU 1 offers several times what any filter takes off the host eth1's \
+    256-frame veth ring, so the ring is full in all four cases and their transactions/s are noise; that is \
+    why the paced table is the one judged. Where a miss comes from shows in the paced table: (1) \"sent\" \
+    below \"requested\": the generator did not hold the rate (it busy-waits on CPU 1, which it shares with \
+    the client and with the work of handing frames to the veth, and skips frames rather than bursting when \
+    it falls 64 intervals behind); (2) \"lost\" well above zero with native XDP although the rate is below \
+    what it dropped unpaced: the ring overflows at moments though the average fits. Frames arrive in groups \
+    (one flush per 64 program runs), and the ring is polled by an ordinary kernel thread on CPU 0, which \
+    shares that CPU with the client, the echo server and the daemon and sleeps whenever the ring is empty, \
+    where a NIC's interrupt would preempt them (not verified here: a hypothesis). The client's segments share \
+    the ring and are lost with the flood's, and each loss costs TCP a retransmission timeout (200 ms at \
+    least), so a few percent lost already divides transactions/s. What would show the 5× if it is there: \
+    a receive path that keeps up at this rate without losing at the ring (a NIC with a ring per CPU, RSS, \
+    whose interrupts preempt), on hardware rather than two shared virtual cores.";
 
 fn request_to_drop(cp: Option<&Control>) -> Target {
     let mut t = Target {
