@@ -252,21 +252,29 @@ struct Snapshot {
 }
 
 fn snapshot(h: &Hosts, path: &Path, gen: &Running, inst: &Installed) -> anyhow::Result<Snapshot> {
-    Ok(Snapshot {
-        sent: match gen {
+    let (sent, rx, ring_drops) = link_counters(h, path, gen)?;
+    // Stamped with the link counters, which the rates divide: the filter's
+    // counter comes after, and reading it can take a tenth of a second or
+    // more (`mitigator status` is a process), which would skew the window.
+    let at = Instant::now();
+    Ok(Snapshot { at, sent, rx, ring_drops, dropped: dropped(inst)? })
+}
+
+/// Sent, host rx and lost (see `Measured`), read back to back.
+fn link_counters(h: &Hosts, path: &Path, gen: &Running) -> anyhow::Result<(u64, u64, u64)> {
+    Ok((
+        match gen {
             Running::Trafgen(_) => link_counter(&h.attacker.ns, "eth0", "tx", "packets")?,
             // Every frame handed to the veth, queued or not (its count of
             // frames run moves by whole calls, too coarse for a window).
             Running::Xdp(_) => link_counter(&h.upstream.ns, path.dev, "tx", "packets")? + link_counter(&h.upstream.ns, path.dev, "tx", "dropped")?,
         },
-        rx: link_counter(&h.host.ns, path.dev, "rx", "packets")?,
-        ring_drops: match gen {
+        link_counter(&h.host.ns, path.dev, "rx", "packets")?,
+        match gen {
             Running::Trafgen(_) => link_counter(&h.switch, "p-host", "tx", "dropped")?,
             Running::Xdp(_) => link_counter(&h.host.ns, path.dev, "rx", "dropped")?,
         },
-        dropped: dropped(inst)?,
-        at: Instant::now(),
-    })
+    ))
 }
 
 /// Packets the filter dropped so far, by its own counter.
