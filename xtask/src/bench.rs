@@ -7,7 +7,8 @@
 //! 2. `scaling`: ns/packet and install time at 1 … 1M entries.
 //! 3. `flood`: UDP flood over veth between namespaces against no filter,
 //!    nftables, ours generic and native, with TCP transactions; from trafgen
-//!    (skbs) and from a live-frames XDP generator (xdp_frames, `xdpgen`).
+//!    (skbs) and from a live-frames XDP generator (xdp_frames, `xdpgen`),
+//!    as fast as it goes, then paced to twice what nftables cleared.
 //! 4. `control`: the DOTS control plane — request → first drop, requests/s,
 //!    RSS with 10,000 idle sessions (`control_*` modules).
 //! 5. `targets`: met / not met.

@@ -103,7 +103,7 @@ fn flood(fl: Option<&Flood>) -> Target {
     // capacities, which the paced rate is measured against.
     let rx = |f| fl.rows.iter().find(|m| m.generator == Generator::XdpFrames && m.filter == f).and_then(|m| m.dropped_pps).unwrap_or(0.0);
     t.figures = format!(
-        "XDP frames paced at {:.0} pps ({}): native {native:.0} transactions/s, nftables {nft:.0} transactions/s: {r:.2}×          (dropped/s under the unpaced flood: native {:.0}, nftables {:.0}){}{}",
+        "XDP frames paced at {:.0} pps ({}): native {native:.0} transactions/s, nftables {nft:.0} transactions/s: {r:.2}× (dropped/s under the unpaced flood: native {:.0}, nftables {:.0}){}{}",
         fl.paced.pps,
         fl.paced.rule(),
         rx(Filter::Native),

@@ -6,7 +6,7 @@
 //! BPF_PROG_TEST_RUN with `BPF_F_TEST_XDP_LIVE_FRAMES` runs an XDP program
 //! on a packet `repeat` times and carries out its verdicts for real; our
 //! program answers XDP_REDIRECT to the sending veth, so each run transmits
-//! one frame. xdp-trafficgen 1.3.1 itself does not start on kernels without
+//! one frame; or, paced, XDP_DROP until the next frame is due. xdp-trafficgen 1.3.1 itself does not start on kernels without
 //! the xdp_redirect_map tracepoints (removed in 2025; see the bench text), and neither bpftool nor aya passes this
 //! test-run flag, hence the two raw bpf(2) calls here.
 
