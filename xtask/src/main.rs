@@ -57,6 +57,10 @@ enum Task {
         /// Measurement window of each flood case.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Rate of the paced live-frames flood, frames/s (default: twice what
+        /// the nftables rule dropped under the unpaced one).
+        #[arg(long)]
+        flood_pps: Option<f64>,
         /// Run only these sections (default: all).
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Section>,
@@ -73,7 +77,7 @@ fn main() {
         Task::Demo { seconds } => demo::demo(seconds),
         Task::Test { args } => test(&args),
         Task::Fuzz { seconds } => fuzz(seconds),
-        Task::Bench { repeat, rounds, seconds, only, out } => bench::bench(repeat, rounds, seconds, &only, out),
+        Task::Bench { repeat, rounds, seconds, flood_pps, only, out } => bench::bench(repeat, rounds, seconds, flood_pps, &only, out),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

@@ -36,15 +36,55 @@ pub enum Generator {
     Trafgen,
     /// Live-frames XDP over a veth pair into eth1: xdp_frames.
     XdpFrames,
+    /// The same, paced to a stated rate (`Paced`).
+    XdpPaced,
 }
 
 impl Generator {
-    pub const ALL: [Generator; 2] = [Generator::Trafgen, Generator::XdpFrames];
+    /// In the order they run and their tables appear: the unpaced runs
+    /// measure what each filter clears, which sets the paced run's rate.
+    pub const ALL: [Generator; 3] = [Generator::Trafgen, Generator::XdpFrames, Generator::XdpPaced];
 
     pub fn name(self) -> &'static str {
         match self {
             Generator::Trafgen => "trafgen (AF_PACKET skbs, over the bridge)",
             Generator::XdpFrames => "XDP live frames (xdp_frames, veth pair straight into the host)",
+            Generator::XdpPaced => "XDP live frames paced (xdp_frames at a stated rate, veth pair straight into the host)",
+        }
+    }
+
+    fn live_frames(self) -> bool {
+        self != Generator::Trafgen
+    }
+}
+
+/// The paced run's rate and how it was chosen.
+#[derive(Clone, Copy, Debug)]
+pub struct Paced {
+    pub pps: f64,
+    /// What the nftables rule dropped/s in the unpaced live-frames run,
+    /// when the rate is twice that; None when given (`--flood-pps`).
+    pub nft_cleared_pps: Option<f64>,
+}
+
+/// The rule for the judged rate: an attack twice what the nftables rule
+/// absorbs, as measured by its drop counter under the unpaced live-frames
+/// flood of the same bench; or the rate asked for.
+fn paced_rate(rows: &[Measured], fixed: Option<f64>) -> anyhow::Result<Paced> {
+    if let Some(pps) = fixed {
+        return Ok(Paced { pps, nft_cleared_pps: None });
+    }
+    let nft = rows.iter().find(|m| m.generator == Generator::XdpFrames && m.filter == Filter::Nftables).and_then(|m| m.dropped_pps);
+    let nft = nft.filter(|&d| d >= 1.0).context("no nftables drop rate from the unpaced live-frames run to pace the flood by")?;
+    Ok(Paced { pps: 2.0 * nft, nft_cleared_pps: Some(nft) })
+}
+
+impl Paced {
+    /// How the rate was chosen, in words.
+    pub fn rule(&self) -> String {
+        match self.nft_cleared_pps {
+            Some(n) => format!("twice the {n:.0} pps the nftables rule dropped under the unpaced live-frames flood"),
+            None => "fixed by --flood-pps".into(),
         }
     }
 }
@@ -91,6 +131,8 @@ pub struct Measured {
     pub dropped_pps: Option<f64>,
     pub tx_ok: u64,
     pub tx_failed: u64,
+    /// The live-frames generator's calls over the whole case.
+    pub calls: Option<xdpgen::Calls>,
 }
 
 impl Measured {
@@ -103,6 +145,7 @@ pub struct Flood {
     /// One table per generator, in `Generator::ALL` order.
     pub tables: Vec<Table>,
     pub rows: Vec<Measured>,
+    pub paced: Paced,
     /// What xdp-trafficgen answered when tried on the direct link.
     pub xdp_trafficgen: String,
 }
@@ -209,21 +252,29 @@ struct Snapshot {
 }
 
 fn snapshot(h: &Hosts, path: &Path, gen: &Running, inst: &Installed) -> anyhow::Result<Snapshot> {
-    Ok(Snapshot {
-        sent: match gen {
+    let (sent, rx, ring_drops) = link_counters(h, path, gen)?;
+    // Stamped with the link counters, which the rates divide: the filter's
+    // counter comes after, and reading it can take a tenth of a second or
+    // more (`mitigator status` is a process), which would skew the window.
+    let at = Instant::now();
+    Ok(Snapshot { at, sent, rx, ring_drops, dropped: dropped(inst)? })
+}
+
+/// Sent, host rx and lost (see `Measured`), read back to back.
+fn link_counters(h: &Hosts, path: &Path, gen: &Running) -> anyhow::Result<(u64, u64, u64)> {
+    Ok((
+        match gen {
             Running::Trafgen(_) => link_counter(&h.attacker.ns, "eth0", "tx", "packets")?,
             // Every frame handed to the veth, queued or not (its count of
             // frames run moves by whole calls, too coarse for a window).
             Running::Xdp(_) => link_counter(&h.upstream.ns, path.dev, "tx", "packets")? + link_counter(&h.upstream.ns, path.dev, "tx", "dropped")?,
         },
-        rx: link_counter(&h.host.ns, path.dev, "rx", "packets")?,
-        ring_drops: match gen {
+        link_counter(&h.host.ns, path.dev, "rx", "packets")?,
+        match gen {
             Running::Trafgen(_) => link_counter(&h.switch, "p-host", "tx", "dropped")?,
             Running::Xdp(_) => link_counter(&h.host.ns, path.dev, "rx", "dropped")?,
         },
-        dropped: dropped(inst)?,
-        at: Instant::now(),
-    })
+    ))
 }
 
 /// Packets the filter dropped so far, by its own counter.
@@ -266,6 +317,8 @@ enum Running {
 struct Sources {
     trafgen_conf: std::path::PathBuf,
     xdp_prog: xdpgen::Program,
+    /// Loaded once the unpaced runs have set its rate.
+    xdp_paced: Option<xdpgen::Program>,
     xdp_frame: Vec<u8>,
 }
 
@@ -282,10 +335,16 @@ fn start(lab: &Hosts, path: &Path, src: &Sources, run_s: u64) -> anyhow::Result<
                 .context("starting trafgen")?,
         ),
         Generator::XdpFrames => Running::Xdp(xdpgen::Flood::start(&src.xdp_prog, &lab.upstream, src.xdp_frame.clone(), 1)?),
+        Generator::XdpPaced => {
+            let prog = src.xdp_paced.as_ref().context("the paced generator is not loaded")?;
+            Running::Xdp(xdpgen::Flood::start(prog, &lab.upstream, src.xdp_frame.clone(), 1)?)
+        }
     })
 }
 
-fn finish(gen: Running) -> anyhow::Result<()> {
+/// Waits for trafgen or stops the live-frames generator, which says what
+/// its calls did.
+fn finish(gen: Running) -> anyhow::Result<Option<xdpgen::Calls>> {
     match gen {
         Running::Trafgen(child) => {
             let out = child.wait_with_output()?;
@@ -293,11 +352,9 @@ fn finish(gen: Running) -> anyhow::Result<()> {
                 bail!("trafgen did not run: {}", String::from_utf8_lossy(&out.stderr).trim());
             }
         }
-        Running::Xdp(f) => {
-            f.stop()?;
-        }
+        Running::Xdp(f) => return Ok(Some(f.stop()?)),
     }
-    Ok(())
+    Ok(None)
 }
 
 fn one(f: Filter, lab: &Hosts, path: &Path, src: &Sources, o: &Opts) -> anyhow::Result<Measured> {
@@ -306,7 +363,7 @@ fn one(f: Filter, lab: &Hosts, path: &Path, src: &Sources, o: &Opts) -> anyhow::
     // Long enough to cover warm-up, window and the client's last timeout.
     let gen = start(lab, path, src, warmup.as_secs() + o.seconds + 2)?;
     std::thread::sleep(warmup);
-    if let Some(pid) = lab.napi_pid.filter(|_| path.gen == Generator::XdpFrames) {
+    if let Some(pid) = lab.napi_pid.filter(|_| path.gen.live_frames()) {
         // Attaching or detaching a program must not have replaced the poller.
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if !comm.starts_with(&format!("napi/{LINK_DEV}-")) {
@@ -316,7 +373,7 @@ fn one(f: Filter, lab: &Hosts, path: &Path, src: &Sources, o: &Opts) -> anyhow::
     let a = snapshot(lab, path, &gen, &inst)?;
     let (tx_ok, tx_failed) = traffic::tcp_rate(&path.client, path.target.v4.into(), PORT, Duration::from_secs(o.seconds), Duration::ZERO)?;
     let b = snapshot(lab, path, &gen, &inst)?;
-    finish(gen)?;
+    let calls = finish(gen)?;
     drop(inst);
     let window_s = (b.at - a.at).as_secs_f64();
     let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / window_s;
@@ -330,6 +387,7 @@ fn one(f: Filter, lab: &Hosts, path: &Path, src: &Sources, o: &Opts) -> anyhow::
         dropped_pps: a.dropped.zip(b.dropped).map(|(x, y)| rate(x, y)),
         tx_ok,
         tx_failed,
+        calls,
     };
     // The comparison means nothing if the flood never reached the host.
     if m.rx_pps + m.ring_drop_pps < 0.5 * m.sent_pps {
@@ -368,7 +426,7 @@ impl Hosts {
     fn path(&self, gen: Generator) -> Path {
         match gen {
             Generator::Trafgen => Path { gen, target: self.host.clone(), dev: "eth0", client: self.client.clone() },
-            Generator::XdpFrames => Path { gen, target: self.host_link.clone(), dev: LINK_DEV, client: self.upstream.clone() },
+            Generator::XdpFrames | Generator::XdpPaced => Path { gen, target: self.host_link.clone(), dev: LINK_DEV, client: self.upstream.clone() },
         }
     }
 }
@@ -460,38 +518,56 @@ pub fn run(o: &Opts) -> anyhow::Result<Flood> {
     let xdp_trafficgen = xdpgen::probe_xdp_trafficgen(&hosts.upstream, LINK_DEV, &mac(&hosts.host, LINK_DEV)?, hosts.host_link.v4);
     step(&format!("flood: xdp-trafficgen on {LINK_DEV}: {xdp_trafficgen}"));
     let bpffs = PrivateBpffs::mount(&work.0.join("bpffs"))?;
-    let src = Sources {
+    let mut src = Sources {
         trafgen_conf,
-        xdp_prog: xdpgen::Program::load(&work.0, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?)?,
+        xdp_prog: xdpgen::Program::load(&work.0, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?, None)?,
+        xdp_paced: None,
         xdp_frame: xdpgen::udp_frame(mac_bytes(&hosts.host, LINK_DEV)?, mac_bytes(&hosts.upstream, LINK_DEV)?, LINK_FLOOD_SRC, hosts.host_link.v4),
     };
     let mut rows = vec![];
-    for g in Generator::ALL {
-        let path = hosts.path(g);
+    for g in [Generator::Trafgen, Generator::XdpFrames] {
         for f in Filter::ALL {
-            step(&format!("flood: {}, {} ({} s of UDP flood and TCP transactions)", g.name(), f.name(), o.seconds));
-            let m = one(f, &hosts, &path, &src, o)?;
-            step(&format!(
-                "flood: sent {:.0} pps, lost before the host's filter {:.0} pps, host {} rx {:.0} pps, dropped {}, {:.0} transactions/s ({} failed)",
-                m.sent_pps,
-                m.ring_drop_pps,
-                path.dev,
-                m.rx_pps,
-                m.dropped_pps.map(|d| format!("{d:.0} pps")).unwrap_or("-".into()),
-                m.tps(),
-                m.tx_failed
-            ));
-            rows.push(m);
+            rows.push(case(g, f, &hosts, &src, o)?);
         }
+    }
+    let paced = paced_rate(&rows, o.flood_pps)?;
+    step(&format!("flood: paced rate {:.0} pps ({})", paced.pps, paced.rule()));
+    src.xdp_paced = Some(xdpgen::Program::load(&work.0, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?, Some(paced.pps))?);
+    for f in Filter::ALL {
+        rows.push(case(Generator::XdpPaced, f, &hosts, &src, o)?);
     }
     drop(src);
     drop(bpffs);
     drop(lab);
-    let tables = Generator::ALL.iter().map(|&g| table(g, rows.iter().filter(|m| m.generator == g))).collect();
-    Ok(Flood { tables, rows, xdp_trafficgen })
+    let tables = Generator::ALL.iter().map(|&g| table(g, &paced, rows.iter().filter(|m| m.generator == g))).collect();
+    Ok(Flood { tables, rows, paced, xdp_trafficgen })
 }
 
-fn table<'a>(g: Generator, rows: impl Iterator<Item = &'a Measured>) -> Table {
+/// Runs one case and says what it measured.
+fn case(g: Generator, f: Filter, hosts: &Hosts, src: &Sources, o: &Opts) -> anyhow::Result<Measured> {
+    let path = hosts.path(g);
+    step(&format!("flood: {}, {} ({} s of UDP flood and TCP transactions)", g.name(), f.name(), o.seconds));
+    let m = one(f, hosts, &path, src, o)?;
+    let gen = m
+        .calls
+        .map(|c| format!("; generator: {:.0} program runs/s in its calls, {:.2} s a call", c.runs_per_s(), c.secs_per_call()))
+        .unwrap_or_default();
+    step(&format!(
+        "flood: sent {:.0} pps, lost before the host's filter {:.0} pps, host {} rx {:.0} pps, dropped {}, {:.0} transactions/s ({} failed){gen}",
+        m.sent_pps,
+        m.ring_drop_pps,
+        path.dev,
+        m.rx_pps,
+        m.dropped_pps.map(|d| format!("{d:.0} pps")).unwrap_or("-".into()),
+        m.tps(),
+        m.tx_failed
+    ));
+    Ok(m)
+}
+
+fn table<'a>(g: Generator, paced: &Paced, rows: impl Iterator<Item = &'a Measured>) -> Table {
+    const XDP_COLS: [&str; 3] =
+        ["sent pps (upstream eth1 TX packets + TX dropped)", "lost before the host's filter pps (host eth1 RX dropped: veth ring full)", "host eth1 rx pps (ip -s link)"];
     let (stem, title, cols) = match g {
         Generator::Trafgen => (
             "flood",
@@ -501,16 +577,22 @@ fn table<'a>(g: Generator, rows: impl Iterator<Item = &'a Measured>) -> Table {
         Generator::XdpFrames => (
             "flood_xdp",
             "UDP flood as XDP frames (live-frames generator, veth pair straight into eth1), with legitimate TCP transactions",
-            ["sent pps (upstream eth1 TX packets + TX dropped)", "lost before the host's filter pps (host eth1 RX dropped: veth ring full)", "host eth1 rx pps (ip -s link)"],
+            XDP_COLS,
+        ),
+        Generator::XdpPaced => (
+            "flood_paced",
+            "UDP flood as XDP frames paced to a stated rate (live-frames generator, veth pair straight into eth1), with legitimate TCP transactions",
+            XDP_COLS,
         ),
     };
-    let mut t = Table::new(
-        stem,
-        title,
-        &["filter", cols[0], cols[1], cols[2], "dropped pps (filter's counter)", "TCP transactions/s", "failed transactions", "window s"],
-    );
+    let requested = g == Generator::XdpPaced;
+    let mut cols = vec!["filter", cols[0], cols[1], cols[2], "dropped pps (filter's counter)", "TCP transactions/s", "failed transactions", "window s"];
+    if requested {
+        cols.insert(1, "requested pps");
+    }
+    let mut t = Table::new(stem, title, &cols);
     for m in rows {
-        t.row(vec![
+        let mut cells = vec![
             m.filter.name().into(),
             format!("{:.0}", m.sent_pps),
             format!("{:.0}", m.ring_drop_pps),
@@ -519,7 +601,47 @@ fn table<'a>(g: Generator, rows: impl Iterator<Item = &'a Measured>) -> Table {
             format!("{:.0}", m.tps()),
             m.tx_failed.to_string(),
             format!("{:.1}", m.window_s),
-        ]);
+        ];
+        if requested {
+            cells.insert(1, format!("{:.0}", paced.pps));
+        }
+        t.row(cells);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(generator: Generator, filter: Filter, dropped_pps: Option<f64>) -> Measured {
+        Measured {
+            generator,
+            filter,
+            window_s: 5.0,
+            sent_pps: 3e6,
+            ring_drop_pps: 0.0,
+            rx_pps: 0.0,
+            dropped_pps,
+            tx_ok: 0,
+            tx_failed: 0,
+            calls: None,
+        }
+    }
+
+    #[test]
+    fn paced_rate_is_twice_what_nftables_dropped_under_the_unpaced_live_frames() {
+        let rows = [
+            row(Generator::Trafgen, Filter::Nftables, Some(1e6)),
+            row(Generator::XdpFrames, Filter::None, None),
+            row(Generator::XdpFrames, Filter::Nftables, Some(830_000.0)),
+            row(Generator::XdpFrames, Filter::Native, Some(3.1e6)),
+        ];
+        let p = paced_rate(&rows, None).unwrap();
+        assert_eq!(p.pps, 1_660_000.0);
+        assert_eq!(p.nft_cleared_pps, Some(830_000.0));
+        let fixed = paced_rate(&rows, Some(500_000.0)).unwrap();
+        assert_eq!((fixed.pps, fixed.nft_cleared_pps), (500_000.0, None));
+        assert!(paced_rate(&rows[..2], None).is_err(), "no nftables row");
+    }
 }

@@ -6,7 +6,7 @@
 //! BPF_PROG_TEST_RUN with `BPF_F_TEST_XDP_LIVE_FRAMES` runs an XDP program
 //! on a packet `repeat` times and carries out its verdicts for real; our
 //! program answers XDP_REDIRECT to the sending veth, so each run transmits
-//! one frame. xdp-trafficgen 1.3.1 itself does not start on kernels without
+//! one frame; or, paced, XDP_DROP until the next frame is due. xdp-trafficgen 1.3.1 itself does not start on kernels without
 //! the xdp_redirect_map tracepoints (removed in 2025; see the bench text), and neither bpftool nor aya passes this
 //! test-run flag, hence the two raw bpf(2) calls here.
 
@@ -15,11 +15,12 @@ use std::{
     net::Ipv4Addr,
     path::Path,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         mpsc::Sender,
         Arc,
     },
     thread::JoinHandle,
+    time::Instant,
 };
 
 use anyhow::{bail, Context};
@@ -27,21 +28,58 @@ use mitigator_tests::Host;
 
 use super::progrun::{self, PrivateBpffs};
 
-/// The program: redirect every frame out of IFINDEX (set at compile time).
-/// bpf_redirect is helper 23 (include/uapi/linux/bpf.h).
-const PROG_C: &str = "/* Live-frames flood: transmit every frame out of IFINDEX. */\n\
+/// The program: redirect frames out of IFINDEX (set at compile time).
+/// bpf_redirect is helper 23, bpf_ktime_get_ns helper 5
+/// (include/uapi/linux/bpf.h). With INTERVAL_NS non-zero it paces: it sends
+/// when the clock has reached `next_send` and moves that on by one interval,
+/// and drops otherwise (in live-frames mode a drop only recycles the page),
+/// so the test run's loop becomes a busy-wait that emits a frame every
+/// INTERVAL_NS. Behind by more than BURST intervals (the gap between two
+/// calls, a preemption), it starts afresh from now instead of catching up
+/// in one burst. `next_send` is global data: one run at a time uses it.
+const PROG_C: &str = "/* Live-frames flood: transmit frames out of IFINDEX, one every INTERVAL_NS if non-zero. */\n\
 static long (*bpf_redirect)(unsigned int ifindex, unsigned long long flags) = (void *)23;\n\
-__attribute__((section(\"xdp\"), used)) int xdp_flood(void *ctx) { return bpf_redirect(IFINDEX, 0); }\n\
+static unsigned long long (*bpf_ktime_get_ns)(void) = (void *)5;\n\
+unsigned long long next_send;\n\
+__attribute__((section(\"xdp\"), used)) int xdp_flood(void *ctx) {\n\
+#if INTERVAL_NS\n\
+  unsigned long long now = bpf_ktime_get_ns();\n\
+  if ((long long)(now - next_send) < 0) return 1; /* XDP_DROP: not yet */\n\
+  if (now - next_send > BURST * INTERVAL_NS) next_send = now;\n\
+  next_send += INTERVAL_NS;\n\
+#endif\n\
+  return bpf_redirect(IFINDEX, 0);\n\
+}\n\
 char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n";
+
+/// Frames a paced flood may send back to back to catch up after a short
+/// delay; later than that, it skips them.
+pub const BURST: u64 = 64;
+
+/// The interval between frames for `pps` frames/s, in whole ns (at the
+/// rates here, a few hundred ns: rounding moves the rate by < 0.2%).
+pub fn interval_ns(pps: f64) -> anyhow::Result<u64> {
+    if !(1.0..=1e9).contains(&pps) {
+        bail!("cannot pace a flood at {pps} frames/s (1 to 1e9)");
+    }
+    Ok((1e9 / pps).round() as u64)
+}
+
+/// clang's defines for the program: out of `ifindex`, every `interval_ns`
+/// (0: unpaced).
+fn cflags(ifindex: u32, interval_ns: u64) -> Vec<String> {
+    vec![format!("-DIFINDEX={ifindex}"), format!("-DINTERVAL_NS={interval_ns}ULL"), format!("-DBURST={BURST}ULL")]
+}
 
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-/// Frames per bpf(2) call. Each call costs about 24 ms on this machine
+/// Program runs per bpf(2) call of an unpaced flood (and the first call of
+/// a paced one, whose later calls are sized by `next_repeat`). Each call costs about 24 ms on this machine
 /// whatever its size (the test run's setup and teardown: 25 ms for 64
 /// frames, 248 ms for 262,144, measured), during which nothing is sent:
-/// calls this long keep the flood on about 90% of the time; short calls
-/// would make it bursts.
+/// calls this long keep an unpaced flood on about 90% of the time; short
+/// calls would make it bursts.
 pub const REPEAT: u32 = 1 << 18;
 
 /// `union bpf_attr` for BPF_OBJ_GET.
@@ -131,15 +169,21 @@ pub fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Add
     f
 }
 
-/// The generator's program, compiled for one interface and pinned.
+/// The generator's program, compiled for one interface (and rate) and pinned.
 pub struct Program {
     pin: std::path::PathBuf,
+    paced: bool,
 }
 
 impl Program {
-    /// Compiles and loads the program that sends out of `ifindex`.
-    pub fn load(work: &Path, bpffs: &PrivateBpffs, ifindex: u32) -> anyhow::Result<Program> {
-        Ok(Program { pin: progrun::load_c(work, bpffs, "xdp_flood", PROG_C, &[&format!("-DIFINDEX={ifindex}")])? })
+    /// Compiles and loads the program that sends out of `ifindex`, as fast
+    /// as it can (`pps` None) or `pps` frames/s.
+    pub fn load(work: &Path, bpffs: &PrivateBpffs, ifindex: u32, pps: Option<f64>) -> anyhow::Result<Program> {
+        let interval = pps.map(interval_ns).transpose()?.unwrap_or(0);
+        let name = if pps.is_some() { "xdp_flood_paced" } else { "xdp_flood" };
+        let flags = cflags(ifindex, interval);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Ok(Program { pin: progrun::load_c(work, bpffs, name, PROG_C, &flags)?, paced: pps.is_some() })
     }
 
     fn fd(&self) -> anyhow::Result<i32> {
@@ -153,8 +197,28 @@ impl Program {
 /// looping live-frames test runs until stopped.
 pub struct Flood {
     stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    thread: JoinHandle<anyhow::Result<anyhow::Result<()>>>,
+    thread: JoinHandle<anyhow::Result<anyhow::Result<Calls>>>,
+}
+
+/// What the generator's bpf(2) calls did: program runs (a run that drops
+/// sends nothing) and time spent in the calls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Calls {
+    pub calls: u64,
+    pub runs: u64,
+    pub secs: f64,
+}
+
+impl Calls {
+    /// Program runs per second in the calls, the generator's busy-wait
+    /// speed when paced.
+    pub fn runs_per_s(&self) -> f64 {
+        self.runs as f64 / self.secs.max(1e-9)
+    }
+
+    pub fn secs_per_call(&self) -> f64 {
+        self.secs / self.calls.max(1) as f64
+    }
 }
 
 impl Flood {
@@ -163,12 +227,13 @@ impl Flood {
     /// the kernel refuses the first run.
     pub fn start(prog: &Program, from: &Host, frame: Vec<u8>, cpu: usize) -> anyhow::Result<Flood> {
         let fd = prog.fd()?;
-        let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let paced = prog.paced;
+        let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        let (s, n) = (stop.clone(), sent.clone());
-        let thread = from.spawn(move || send_loop(fd, &frame, cpu, &s, &n, tx));
+        let s = stop.clone();
+        let thread = from.spawn(move || send_loop(fd, &frame, cpu, paced, &s, tx));
         match rx.recv() {
-            Ok(Ok(())) => Ok(Flood { stop, sent, thread }),
+            Ok(Ok(())) => Ok(Flood { stop, thread }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -177,12 +242,25 @@ impl Flood {
         }
     }
 
-    /// Stops the flood; returns the frames it sent.
-    pub fn stop(self) -> anyhow::Result<u64> {
+    /// Stops the flood (after the call under way); returns what its calls did.
+    pub fn stop(self) -> anyhow::Result<Calls> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))???;
-        Ok(self.sent.load(Ordering::Relaxed))
+        self.thread.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))??
     }
+}
+
+/// How long a paced call should last. A paced program drops most runs, and
+/// those count toward `repeat` too, so a fixed `repeat` would make short
+/// calls, each followed by the 24 ms gap; at 1 s the gaps take about 2.5%
+/// of the time, and stopping waits for at most one call.
+const PACED_CALL_S: f64 = 1.0;
+
+/// The `repeat` for the next paced call, so that it lasts about
+/// PACED_CALL_S given that the last, `repeat` runs, took `secs` (the fixed
+/// cost included, so this converges on calls of PACED_CALL_S).
+pub fn next_repeat(repeat: u32, secs: f64) -> u32 {
+    let want = f64::from(repeat) * PACED_CALL_S / secs.max(1e-3);
+    want.clamp(f64::from(REPEAT), f64::from(u32::MAX / 2)) as u32
 }
 
 fn pin_to(cpu: usize) -> anyhow::Result<()> {
@@ -197,18 +275,25 @@ fn pin_to(cpu: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn send_loop(fd: i32, frame: &[u8], cpu: usize, stop: &AtomicBool, sent: &AtomicU64, started: Sender<anyhow::Result<()>>) -> anyhow::Result<()> {
-    let run = || {
+fn send_loop(fd: i32, frame: &[u8], cpu: usize, paced: bool, stop: &AtomicBool, started: Sender<anyhow::Result<()>>) -> anyhow::Result<Calls> {
+    let mut done = Calls::default();
+    let mut repeat = REPEAT;
+    let mut run = || -> anyhow::Result<()> {
         let mut attr = TestRunAttr {
             prog_fd: fd as u32,
             data_size_in: frame.len() as u32,
             data_in: frame.as_ptr() as u64,
-            repeat: REPEAT,
+            repeat,
             flags: BPF_F_TEST_XDP_LIVE_FRAMES,
             ..Default::default()
         };
+        let t = Instant::now();
         bpf(BPF_PROG_TEST_RUN, &mut attr).context("BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES")?;
-        sent.fetch_add(u64::from(REPEAT), Ordering::Relaxed);
+        let secs = t.elapsed().as_secs_f64();
+        done = Calls { calls: done.calls + 1, runs: done.runs + u64::from(repeat), secs: done.secs + secs };
+        if paced {
+            repeat = next_repeat(repeat, secs);
+        }
         Ok(())
     };
     let first = pin_to(cpu).and_then(|_| run());
@@ -220,12 +305,45 @@ fn send_loop(fd: i32, frame: &[u8], cpu: usize, stop: &AtomicBool, sent: &Atomic
     }
     // SAFETY: fd came from BPF_OBJ_GET and is ours alone.
     unsafe { libc::close(fd) };
-    result
+    result.map(|_| done)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interval_is_the_rounded_period_and_silly_rates_are_refused() {
+        assert_eq!(interval_ns(1_000_000.0).unwrap(), 1000);
+        assert_eq!(interval_ns(1_660_000.0).unwrap(), 602, "602.4 ns rounds down");
+        assert_eq!(interval_ns(3.0).unwrap(), 333_333_333);
+        for bad in [0.0, -5.0, 0.5, f64::NAN, f64::INFINITY, 2e9] {
+            assert!(interval_ns(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defines_are_the_ones_the_program_uses() {
+        let f = cflags(7, 602);
+        assert_eq!(f, ["-DIFINDEX=7", "-DINTERVAL_NS=602ULL", &format!("-DBURST={BURST}ULL")]);
+        for name in ["IFINDEX", "INTERVAL_NS", "BURST"] {
+            assert!(PROG_C.contains(name), "{name}");
+        }
+        // Unpaced: the pacing block is compiled out.
+        assert_eq!(cflags(7, 0)[1], "-DINTERVAL_NS=0ULL");
+        assert!(PROG_C.contains("#if INTERVAL_NS"));
+    }
+
+    #[test]
+    fn paced_calls_are_sized_to_last_about_a_second() {
+        // 262,144 runs took 50 ms: 20× that lasts about 1 s.
+        assert_eq!(next_repeat(REPEAT, 0.05), REPEAT * 20);
+        // Never shorter than the unpaced call, never past u32 (a stalled clock).
+        assert_eq!(next_repeat(REPEAT, 10.0), REPEAT);
+        assert_eq!(next_repeat(u32::MAX / 2, 0.0), u32::MAX / 2);
+        // A call of the right length keeps its size.
+        assert_eq!(next_repeat(5_000_000, PACED_CALL_S), 5_000_000);
+    }
 
     #[test]
     fn frame_is_64_bytes_on_the_wire_with_a_valid_ipv4_header() {
