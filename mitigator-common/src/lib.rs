@@ -411,8 +411,12 @@ pub struct TargetStats {
 pub enum IfaceVerdict {
     /// Not IPv4/IPv6, or truncated / malformed in a header the program had
     /// to read: passed to the kernel untouched (it drops what is really
-    /// broken). The L4 header is read only for a target's packets and while
-    /// an ACL is installed, so a cut L4 header elsewhere counts as NoMatch.
+    /// broken). Headers are read only as far as a rule needs them: with no
+    /// list and no ACL, a packet to a destination that the CPU's
+    /// destination cache knows is no target's (or of a family without
+    /// targets) is decided on its IP destination alone, and the L4 header
+    /// is read only for a target's packets or while an ACL is installed; a
+    /// defect past what was read counts as NoMatch.
     Unparsed = 0,
     /// Source on the accept-list: passed, bypassing everything.
     Accepted = 1,

@@ -10,6 +10,7 @@
 #![no_main]
 
 mod acl;
+mod dst_cache;
 mod guard;
 mod maps;
 mod parse;
@@ -23,7 +24,7 @@ use aya_ebpf::{
 };
 use mitigator_common::{
     gen_flags as gf, lpm_v4, lpm_v6, policy_flags, DropReason, HostKeyV4, HostKeyV6, IfaceVerdict,
-    dst_cache_slot, CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, DST_NONE, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
+    CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
 };
 
 use maps::*;
@@ -31,16 +32,70 @@ use parse::Pkt;
 
 #[xdp]
 pub fn mitigator(ctx: XdpContext) -> u32 {
-    let data = ctx.data();
-    let data_end = ctx.data_end();
+    let (data, data_end) = packet(&ctx);
     let len = (data_end - data) as u64;
-    let (action, verdict) = decide(data, data_end, len);
+    let (action, verdict) = if to_no_target(data, data_end, config_word()) {
+        (XDP_PASS, IfaceVerdict::NoMatch)
+    } else {
+        // Everything `decide` knows it reads afresh (the packet's bounds,
+        // the config word): to the verifier, what the shortcut learnt on
+        // its way out (packet ranges, flag bits, the family) is then dead,
+        // so `decide` is verified once, not once per way out, which went
+        // past the verifier's 1M-instruction limit.
+        let (data, data_end) = packet(&ctx);
+        decide(data, data_end, len, config_word())
+    };
     count_iface(iface_slot(unsafe { (*ctx.ctx).ingress_ifindex }), verdict, len);
     action
 }
 
+/// The packet's bounds, loaded from the context each time (volatile: LLVM
+/// must not reuse an earlier load, see `mitigator`).
 #[inline(always)]
-fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
+fn packet(ctx: &XdpContext) -> (usize, usize) {
+    // SAFETY: the context the kernel passed in, valid for the whole run.
+    unsafe {
+        (
+            core::ptr::read_volatile(&(*ctx.ctx).data) as usize,
+            core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize,
+        )
+    }
+}
+
+/// The generation, its flags and its epoch, read together (one word).
+#[inline(always)]
+fn config_word() -> u64 {
+    match CONFIG.get(CONFIG_ACTIVE) {
+        Some(w) => *w,
+        None => 0,
+    }
+}
+
+/// The shortcut for most of a host's packets: with no list and no ACL in
+/// the generation, a packet whose destination is known to be no target's
+/// (its family has no targets, or the destination cache says none) needs
+/// only its destination read. Any doubt (a cache miss, a header `dst_only`
+/// does not take) goes the full way through `decide`.
+#[inline(always)]
+fn to_no_target(data: usize, data_end: usize, word: u64) -> bool {
+    let flags = word as u32;
+    if flags & (gf::LISTS | gf::ACL) != 0 {
+        return false;
+    }
+    let d = match parse::dst_only(data, data_end) {
+        Some(d) => d,
+        None => return false,
+    };
+    let any = if d.v6 { gf::HOST_V6 | gf::LPM_V6 } else { gf::HOST_V4 | gf::LPM_V4 };
+    if flags & any == 0 {
+        return true;
+    }
+    flags & gf::DST_CACHE != 0
+        && matches!(dst_cache::probe(&d, (word >> CONFIG_EPOCH_SHIFT) as u32), dst_cache::Probe::Hit(None))
+}
+
+#[inline(always)]
+fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdict) {
     // The parsed packet lives in a per-CPU map, not on the stack. The
     // verifier does not track what a map value holds, so after parsing all
     // the parse paths (v4/v6, each extension header, each L4 protocol)
@@ -53,11 +108,6 @@ fn decide(data: usize, data_end: usize, len: u64) -> (u32, IfaceVerdict) {
         // touches this CPU's value during the run.
         Some(p) => unsafe { &mut *p },
         None => return (XDP_PASS, IfaceVerdict::Unparsed),
-    };
-    // The generation, its flags and its epoch, read together (one word).
-    let word = match CONFIG.get(CONFIG_ACTIVE) {
-        Some(w) => *w,
-        None => 0,
     };
     let epoch = (word >> CONFIG_EPOCH_SHIFT) as u32;
     let flags = word as u32;
@@ -201,38 +251,17 @@ fn target_of(p: &Pkt, gen: u32, flags: u32, epoch: u32) -> Option<u32> {
     if flags & gf::DST_CACHE == 0 {
         return find_target(p, gen, flags);
     }
-    let slot = dst_cache_slot(fold_dst(p));
-    let e = match DST_CACHE.get_ptr_mut(slot) {
-        // SAFETY: per-CPU, and an XDP run is not preempted.
-        Some(e) => unsafe { &mut *e },
-        None => return find_target(p, gen, flags),
-    };
-    if e.epoch == epoch && e.v6 == p.v6 as u32 && same_dst(&e.addr, p) {
-        return if e.id == DST_NONE { None } else { Some(e.id) };
+    let d = p.dst();
+    match dst_cache::probe(&d, epoch) {
+        dst_cache::Probe::Hit(id) => id,
+        dst_cache::Probe::Miss(e) => {
+            let found = find_target(p, gen, flags);
+            if let Some(e) = e {
+                dst_cache::fill(e, &d, epoch, found);
+            }
+            found
+        }
     }
-    let found = find_target(p, gen, flags);
-    e.epoch = epoch;
-    e.id = found.unwrap_or(DST_NONE);
-    e.v6 = p.v6 as u32;
-    e.addr = [p.dst_word(0), p.dst_word(1), p.dst_word(2), p.dst_word(3)];
-    found
-}
-
-/// The destination folded into 32 bits for `dst_cache_slot`.
-#[inline(always)]
-fn fold_dst(p: &Pkt) -> u32 {
-    if p.v6 {
-        p.dst_word(0) ^ p.dst_word(1) ^ p.dst_word(2) ^ p.dst_word(3)
-    } else {
-        p.dst_word(0)
-    }
-}
-
-/// The cached address is the packet's destination (one word for IPv4;
-/// the words past an IPv4 address are zero on both sides).
-#[inline(always)]
-fn same_dst(a: &[u32; 4], p: &Pkt) -> bool {
-    a[0] == p.dst_word(0) && (!p.v6 || (a[1] == p.dst_word(1) && a[2] == p.dst_word(2) && a[3] == p.dst_word(3)))
 }
 
 /// Destination → target id: host routes (hash) first, then prefixes (LPM),

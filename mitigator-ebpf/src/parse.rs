@@ -9,6 +9,8 @@
 
 use core::mem::size_of;
 
+use crate::dst_cache::Dst;
+
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;
 pub const ETH_P_8021Q: u16 = 0x8100;
@@ -177,12 +179,15 @@ pub struct Pkt {
 }
 
 impl Pkt {
-    /// Word `i` (0..4) of the destination address, in memory order.
+    /// The destination as the destination cache keys it.
     #[inline(always)]
-    pub fn dst_word(&self, i: usize) -> u32 {
-        // SAFETY: `dst` sits at offset 16 of an 8-aligned struct, so each
-        // of its four words is 4-aligned and inside it (callers pass i < 4).
-        unsafe { *(self.dst.as_ptr() as *const u32).add(i & 3) }
+    pub fn dst(&self) -> Dst {
+        // SAFETY: `dst` sits at offset 16 of an 8-aligned struct: its four
+        // words are 4-aligned and inside it. An IPv4 packet's last three
+        // are zero (`clear`). No branch on the family here: values that
+        // differ per family (constants on one side) would keep the
+        // verifier's IPv4 and IPv6 states apart for the rest of `decide`.
+        Dst { v6: self.v6, w: unsafe { *(self.dst.as_ptr() as *const [u32; 4]) } }
     }
 
     /// Zeroes `self` (which lives in a map, see main.rs) with one 8-byte
@@ -433,6 +438,35 @@ fn l4_header(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
         _ => {}
     }
     Some(())
+}
+
+/// Just the destination: Ethernet, then the fixed IPv4 header (with its
+/// options inside the packet) or the fixed IPv6 header. For the shortcut
+/// of packets to no target (main.rs); anything else is `parse`'s.
+#[inline(always)]
+pub fn dst_only(data: usize, data_end: usize) -> Option<Dst> {
+    let mut c = Cursor { pos: data, end: data_end };
+    let ethertype = parse_eth(&mut c)?;
+    let w = |b: [u8; 4]| u32::from_ne_bytes(b);
+    if ethertype == ETH_P_IP {
+        let start = c.pos;
+        let ip = c.take::<Ipv4Hdr>()?;
+        let ver_ihl = unsafe { (*ip).ver_ihl };
+        if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 || start + (ver_ihl & 0x0f) as usize * 4 > data_end {
+            return None;
+        }
+        Some(Dst { v6: false, w: [w(unsafe { (*ip).dst }), 0, 0, 0] })
+    } else if ethertype == ETH_P_IPV6 {
+        let ip = c.take::<Ipv6Hdr>()?;
+        if unsafe { (*ip).ver_tc_flow[0] } >> 4 != 6 {
+            return None;
+        }
+        let d = unsafe { (*ip).dst };
+        let q = |i: usize| w([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+        Some(Dst { v6: true, w: [q(0), q(4), q(8), q(12)] })
+    } else {
+        None
+    }
 }
 
 /// Ethernet and IP (the L4 header is `parse_l4`'s, on demand), with the

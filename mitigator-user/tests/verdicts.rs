@@ -230,20 +230,41 @@ fn truncated_at_every_boundary_passes_unparsed() {
     assert_eq!(s.passed.packets, 0);
 }
 
-/// The L4 header is read only when a rule needs it: cut short, it makes a
-/// target's packet unparsed (passed), while a packet to no target passes
-/// as no match and a drop-listed source is dropped without it.
+/// Headers are read only as far as a rule needs them. A packet to no
+/// target, with no list and no ACL installed, is decided on its
+/// destination alone once the destination cache knows it: a cut L4 header
+/// or too many IPv6 extension headers make it no match (passed). A target's packet is read in full, so the
+/// same defects make it unparsed (passed); with a list installed, every
+/// packet's IP header is read, and a drop-listed source is dropped even if
+/// its L4 header is cut.
 #[test]
-fn l4_header_is_read_only_when_a_rule_needs_it() {
+fn headers_are_read_only_as_far_as_a_rule_needs() {
     let cut = |dst: [u8; 4], src: [u8; 4]| {
         let p = PacketBuilder::ipv4(src, dst).tcp(1, 80, TCP_SYN).build();
         p[..p.len() - 4].to_vec()
     };
-    let mut rules = drop_all();
-    rules.drop = vec![net("192.0.2.66/32")];
+    let other6 = [0x20, 0x01, 0x0d, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+    let deep = |dst: [u8; 16]| {
+        let mut b = PacketBuilder::ipv6(SRC6, dst);
+        for _ in 0..=MAX_IPV6_EXT_HEADERS {
+            b = b.ext(Ext::DestOpts { extra: 0 });
+        }
+        b.udp(1, 53).build()
+    };
+    let rules = drop_all();
     check_one(&rules, &cut(DST4, SRC4), XDP_PASS, IfaceVerdict::Unparsed, None);
     check_one(&rules, &cut(OTHER4, SRC4), XDP_PASS, IfaceVerdict::NoMatch, None);
-    check_one(&rules, &cut(DST4, [192, 0, 2, 66]), XDP_DROP, IfaceVerdict::DropListed, None);
+    check_one(&rules, &deep(DST6), XDP_PASS, IfaceVerdict::Unparsed, None);
+    // Not yet known to this CPU's cache: read in full.
+    pin_to_cpu0();
+    check_one(&rules, &deep(other6), XDP_PASS, IfaceVerdict::Unparsed, None);
+    check_one(&rules, &PacketBuilder::ipv6(SRC6, other6).udp(1, 53).build(), XDP_PASS, IfaceVerdict::NoMatch, None);
+    check_one(&rules, &deep(other6), XDP_PASS, IfaceVerdict::NoMatch, None);
+    let mut listed = drop_all();
+    listed.drop = vec![net("192.0.2.66/32")];
+    check_one(&listed, &cut(DST4, [192, 0, 2, 66]), XDP_DROP, IfaceVerdict::DropListed, None);
+    check_one(&listed, &cut(OTHER4, SRC4), XDP_PASS, IfaceVerdict::NoMatch, None);
+    check_one(&listed, &deep(other6), XDP_PASS, IfaceVerdict::Unparsed, None);
 }
 
 #[test]

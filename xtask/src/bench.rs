@@ -146,7 +146,14 @@ set; the column heads name the program that ran. It has no rate limiting and no 
 target's checks: those rows show what it does with the same packet (its verdict in brackets). \
 Each round runs every case on every program in turn (floor, ours, ours through aya, xdp-filter \
 ip, xdp-filter all), so machine noise hits all columns alike; the table gives the median and \
-the minimum over the rounds.";
+the minimum over the rounds. \
+\n\nOur program resolves a packet's destination through a per-CPU destination cache (4,096 \
+direct-mapped entries per CPU, tagged with the epoch of the rule set they were resolved in) before \
+the host-route hash map and the prefix trie. A test run repeats one packet, so from its second run \
+on the cache answers: the rows without a suffix are the cost for a destination seen before on that \
+CPU (a flood's, typically), and the `-uncached` rows the same packets with the cache turned off \
+(`[dataplane] dst_cache = false`), which is what every packet to a new destination pays (a miss \
+also writes the entry: a few ns more).";
 
 const SCALING_METHOD: &str = "\
 `bench_dataplane scale`: for each kind and size, a fresh `Dataplane` (unpinned) gets one \
@@ -155,8 +162,12 @@ the inactive generation and flips (a fresh data plane has no earlier flip to wai
 time is what a rule-set change of that size costs. Host routes are /32s (hash map), prefixes are /24s (LPM \
 trie), drop-list entries are /32 sources (the drop-list's hash map; its LPM trie holds only shorter prefixes and is skipped when empty); all entries of a kind belong to one drop-all \
 target. The packet (UDP) hits the middle entry, and is measured with `Dataplane::test_run_repeat` \
-(BPF_PROG_TEST_RUN). One repeated packet keeps the entry it hits in the CPU caches: this is the \
-warm-cache cost; a flood from random sources over a 1M-entry map would see cache misses on top.";
+(BPF_PROG_TEST_RUN), first with the destination cache on (it answers from the second run on, \
+whatever the table's size), then, after the same rule set is applied again with the cache off, \
+without it: the second pair of columns is the lookup structure's own cost, and the growth factor \
+is computed on it. The drop-list is looked up by source, which the cache does not cover. One \
+repeated packet keeps the entry it hits in the CPU caches: this is the warm-cache cost; a flood \
+from random sources over a 1M-entry map would see cache misses on top.";
 
 const FLOOD_METHOD: &str = "\
 Two generators, two ways into the protected host; the first table is trafgen's, the second the \

@@ -34,9 +34,11 @@ fn describe(case: &str) -> &'static str {
     match case {
         "no-match-empty" => "no match, empty rules (IPv4 TCP ACK to an unprotected address)",
         "no-match-empty-raw" => "same, but the test run's ifindex has no interface-counter entry (a bare test run; attached interfaces have one)",
-        "no-match-1-target" => "no match, 1 target (host route) elsewhere",
+        "no-match-1-target" => "no match, 1 target (host route) elsewhere; the destination cache answers (the test run repeats one packet)",
+        "no-match-1-target-uncached" => "same, with the destination cache off (`[dataplane] dst_cache = false`): the host-route hash lookup on every packet, what a cache miss costs",
         "matched-passed" => "matched a target, passed its checks (fragments, reflection, bad TCP flags)",
         "drop-scope" => "dropped by scope (IPv4 TCP SYN to port 80 of a drop-all target)",
+        "drop-scope-uncached" => "same, with the destination cache off: the host-route hash lookup on every packet",
         "drop-all-ports" => "dropped by scope: IPv4 TCP SYN to a drop-all target of every protocol and port (as `mitigator protect` of the host's own address)",
         "drop-all-ports-guarded" => "same, with the guard of the daemon's own DOTS listeners in force (its entries walked before the target's countermeasures)",
         "drop-list" => "dropped by the source drop-list (1 entry)",
