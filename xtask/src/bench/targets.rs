@@ -102,25 +102,35 @@ fn flood(fl: Option<&Flood>) -> Target {
     };
     let Some(fl) = fl else { return t };
     let ratio = |g| match (fl.tps(g, Filter::Native), fl.tps(g, Filter::Nftables)) {
-        (Some(n), Some(f)) => Some((n, f, n / f.max(1e-9))),
+        (Some(n), Some(f)) => Some((n, f)),
         _ => None,
     };
-    let Some((native, nft, r)) = ratio(Generator::XdpPaced) else { return t };
-    t.met = Some(r >= 5.0);
-    let beside = |g, what| ratio(g).map(|(n, f, r)| format!("; {what}: native {n:.0}, nftables {f:.0}: {r:.2}×")).unwrap_or_default();
+    let Some((native, nft)) = ratio(Generator::XdpPaced) else { return t };
+    t.met = Some(native > 0.0 && native >= 5.0 * nft);
+    let beside = |g, what| ratio(g).map(|(n, f)| format!("; {what}: native {n:.0}, nftables {f:.0}: {}", times(n, f))).unwrap_or_default();
     // How fast each took the unpaced flood off the ring: the filters'
     // capacities, which the paced rate is measured against.
     let rx = |f| fl.rows.iter().find(|m| m.generator == Generator::XdpFrames && m.filter == f).and_then(|m| m.dropped_pps).unwrap_or(0.0);
     t.figures = format!(
-        "XDP frames paced at {:.0} pps ({}): native {native:.0} transactions/s, nftables {nft:.0} transactions/s: {r:.2}× (dropped/s under the unpaced flood: native {:.0}, nftables {:.0}){}{}",
+        "XDP frames paced at {:.0} pps ({}): native {native:.0} transactions/s, nftables {nft:.0} transactions/s: {} (dropped/s under the unpaced flood: native {:.0}, nftables {:.0}){}{}",
         fl.paced.pps,
         fl.paced.rule(),
+        times(native, nft),
         rx(Filter::Native),
         rx(Filter::Nftables),
         beside(Generator::XdpFrames, "unpaced XDP frames"),
         beside(Generator::Trafgen, "trafgen (skbs over the bridge)"),
     );
     t
+}
+
+/// `a` as a multiple of `b`; none when `b` served nothing.
+fn times(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "no ratio: nftables completed none".into()
+    }
 }
 
 const FLOOD_MISSED: &str = "Judged on the paced XDP-frame flood, whose frames reach the host's native \
