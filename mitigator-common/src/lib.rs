@@ -368,8 +368,13 @@ pub enum DropReason {
     BadTcpFlags = 3,
     SynLimit = 4,
     RateLimit = 5,
+    /// The L4 header (TCP, UDP, UDP-Lite, SCTP, ICMP) is cut short or
+    /// malformed (TCP data offset < 5): no host would accept it, and
+    /// passing it would let a flood of such packets past every
+    /// countermeasure. Dropped for targets with any countermeasure.
+    Malformed = 6,
 }
-pub const N_DROP_REASONS: usize = 6;
+pub const N_DROP_REASONS: usize = 7;
 
 impl DropReason {
     pub const ALL: [DropReason; N_DROP_REASONS] = [
@@ -379,6 +384,7 @@ impl DropReason {
         DropReason::BadTcpFlags,
         DropReason::SynLimit,
         DropReason::RateLimit,
+        DropReason::Malformed,
     ];
 
     /// Stable name, used in status output and the API.
@@ -390,6 +396,7 @@ impl DropReason {
             DropReason::BadTcpFlags => "bad-tcp-flags",
             DropReason::SynLimit => "syn-limit",
             DropReason::RateLimit => "rate-limit",
+            DropReason::Malformed => "malformed",
         }
     }
 }

@@ -130,9 +130,7 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
     let guard = flags & gf::GUARD != 0;
     // One flag test when no ACL is installed: the no-ACL path stays as fast.
     if flags & gf::ACL != 0 {
-        if parse::parse_l4(data, data_end, p).is_none() {
-            return (XDP_PASS, IfaceVerdict::Unparsed);
-        }
+        parse::parse_l4(data, data_end, p);
         // A client's ACE may drop anything: the guard goes first.
         if guard {
             if let Some(v) = guard_verdict(p, len) {
@@ -151,9 +149,7 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
         _ => return (XDP_PASS, IfaceVerdict::NoMatch),
     };
     // Only now, for a target's packet, is its L4 header read.
-    if parse::parse_l4(data, data_end, p).is_none() {
-        return (XDP_PASS, IfaceVerdict::Unparsed);
-    }
+    parse::parse_l4(data, data_end, p);
     let p: &Pkt = p;
 
     let verdict = match POLICIES.get(gen * MAX_TARGETS + id) {
@@ -186,6 +182,7 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
                     DropReason::BadTcpFlags => &mut stats.dropped[3],
                     DropReason::SynLimit => &mut stats.dropped[4],
                     DropReason::RateLimit => &mut stats.dropped[5],
+                    DropReason::Malformed => &mut stats.dropped[6],
                 };
                 c.add(len);
             }

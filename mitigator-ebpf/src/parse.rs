@@ -150,6 +150,8 @@ pub struct Pkt {
     /// The L4 header was read (`parse_l4`): the fields below it are valid
     /// as their own flags say.
     pub l4_done: bool,
+    /// `parse_l4` found a known L4 header cut short or malformed.
+    pub l4_bad: bool,
     /// Offset of the L4 header from the start of the packet (`parse_l4`
     /// reads it only when a rule needs it: the no-match path does not).
     pub l4_off: u16,
@@ -488,15 +490,21 @@ pub fn parse(data: usize, data_end: usize, pkt: &mut Pkt, acl: bool) -> Option<(
 }
 
 /// The L4 header, once: only for packets a rule looks at (a target's, or
-/// any while the data-channel ACL or the guard needs ports). A non-first
-/// fragment has none. `None` = a known header cut short (pass as unparsed).
+/// any while the data-channel ACL is installed). A non-first fragment has
+/// none. A known header cut short or malformed sets `l4_bad` (its fields
+/// stay unset): the target's policy drops it (`DropReason::Malformed`).
 #[inline(always)]
-pub fn parse_l4(data: usize, data_end: usize, pkt: &mut Pkt) -> Option<()> {
+pub fn parse_l4(data: usize, data_end: usize, pkt: &mut Pkt) {
     if pkt.l4_done || pkt.frag == FRAG_LATER {
-        return Some(());
+        return;
     }
     pkt.l4_done = true;
     // Bounded for the verifier; `parse` never stores more than 0x7fff.
     let mut c = Cursor { pos: data + (pkt.l4_off & 0x7fff) as usize, end: data_end };
-    l4_header(&mut c, pkt)
+    if l4_header(&mut c, pkt).is_none() {
+        pkt.l4_bad = true;
+        pkt.has_ports = false;
+        pkt.has_tcp = false;
+        pkt.has_icmp = false;
+    }
 }

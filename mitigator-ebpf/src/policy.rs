@@ -176,6 +176,10 @@ fn src_key(p: &Pkt) -> [u8; 16] {
 #[inline(always)]
 pub fn countermeasures(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<DropReason> {
     let f = pol.flags;
+    // Any countermeasure at all (not a policy that only counts).
+    if p.l4_bad && f & !pf::ACTIVE != 0 {
+        return Some(DropReason::Malformed);
+    }
     if f & pf::DROP_FRAGMENTS != 0 && p.frag != FRAG_NONE {
         return Some(DropReason::Fragment);
     }

@@ -194,11 +194,13 @@ fn header_combinations_reach_target() {
     }
 }
 
-/// Cutting a packet anywhere before the end of its L4 header: PASS,
-/// unparsed, no target counter touched. (The kernel refuses test runs
+/// Cutting a packet anywhere before the end of its IP headers: PASS,
+/// unparsed, no target counter touched. Cutting it inside its L4 header
+/// (the packet goes to a drop-all target): DROP as malformed, which no
+/// countermeasure could otherwise see. (The kernel refuses test runs
 /// shorter than 14 bytes, so cuts start after the Ethernet header.)
 #[test]
-fn truncated_at_every_boundary_passes_unparsed() {
+fn truncated_at_every_boundary() {
     let builders = vec![
         PacketBuilder::ipv4(SRC4, DST4).tcp(1, 80, TCP_SYN),
         PacketBuilder::ipv4(SRC4, DST4).vlan(0x88A8, 1).vlan(0x8100, 2).ipv4_options(&[1; 8]).udp(1, 53),
@@ -210,33 +212,35 @@ fn truncated_at_every_boundary_passes_unparsed() {
     ];
     let mut d = dp();
     d.apply(&drop_all()).unwrap();
-    let mut n = 0;
-    let mut bytes = 0;
+    let (mut unparsed, mut malformed, mut whole) = ((0, 0), (0, 0), (0, 0));
     for b in builders {
         let (pkt, ends) = b.build_with_boundaries();
-        let l4_end = *ends.last().unwrap();
+        let (l4_start, l4_end) = (ends[ends.len() - 2], ends[ends.len() - 1]);
         for cut in 14..l4_end {
-            assert_eq!(d.test_run(&pkt[..cut]).unwrap(), XDP_PASS, "cut at {cut} of {pkt:02x?} (boundaries {ends:?})");
-            n += 1;
-            bytes += cut as u64;
+            let (want, count) = if cut < l4_start { (XDP_PASS, &mut unparsed) } else { (XDP_DROP, &mut malformed) };
+            assert_eq!(d.test_run(&pkt[..cut]).unwrap(), want, "cut at {cut} of {pkt:02x?} (boundaries {ends:?})");
+            count.0 += 1;
+            count.1 += cut as u64;
         }
-        // The whole headers parse (and are dropped by the target).
+        // The whole headers parse (and are dropped by the target's scope).
         assert_eq!(d.test_run(&pkt[..l4_end]).unwrap(), XDP_DROP);
+        whole.0 += 1;
+        whole.1 += l4_end as u64;
         let s = iface0(&d);
-        assert_eq!(s.verdicts[IfaceVerdict::Unparsed as usize].packets, n);
-        assert_eq!(s.verdicts[IfaceVerdict::Unparsed as usize].bytes, bytes);
+        assert_eq!(s.verdicts[IfaceVerdict::Unparsed as usize].packets, unparsed.0);
+        assert_eq!(s.verdicts[IfaceVerdict::Unparsed as usize].bytes, unparsed.1);
     }
-    let s = d.target_stats(ID).unwrap();
-    assert_eq!(s.passed.packets, 0);
+    assert_target(&d, ID, (0, 0), &[(DropReason::Malformed, malformed.0, malformed.1), (DropReason::Scope, whole.0, whole.1)]);
 }
 
 /// Headers are read only as far as a rule needs them. A packet to no
 /// target, with no list and no ACL installed, is decided on its
 /// destination alone once the destination cache knows it: a cut L4 header
-/// or too many IPv6 extension headers make it no match (passed). A target's packet is read in full, so the
-/// same defects make it unparsed (passed); with a list installed, every
-/// packet's IP header is read, and a drop-listed source is dropped even if
-/// its L4 header is cut.
+/// or too many IPv6 extension headers make it no match (passed). A
+/// target's packet is read in full: too many extension headers make it
+/// unparsed (passed), a cut L4 header malformed (dropped). With a list
+/// installed, every packet's IP header is read, and a drop-listed source
+/// is dropped whatever its L4 header.
 #[test]
 fn headers_are_read_only_as_far_as_a_rule_needs() {
     let cut = |dst: [u8; 4], src: [u8; 4]| {
@@ -252,7 +256,7 @@ fn headers_are_read_only_as_far_as_a_rule_needs() {
         b.udp(1, 53).build()
     };
     let rules = drop_all();
-    check_one(&rules, &cut(DST4, SRC4), XDP_PASS, IfaceVerdict::Unparsed, None);
+    check_one(&rules, &cut(DST4, SRC4), XDP_DROP, IfaceVerdict::TargetDropped, Some(DropReason::Malformed));
     check_one(&rules, &cut(OTHER4, SRC4), XDP_PASS, IfaceVerdict::NoMatch, None);
     check_one(&rules, &deep(DST6), XDP_PASS, IfaceVerdict::Unparsed, None);
     // Not yet known to this CPU's cache: read in full.
@@ -284,10 +288,12 @@ fn non_ip_and_bad_headers_pass_unparsed() {
     let mut p = PacketBuilder::ipv4(SRC4, DST4).udp(1, 2).build();
     p[14] = 0x65;
     check_one(&drop_all(), &p, XDP_PASS, IfaceVerdict::Unparsed, None);
-    // TCP data offset < 5.
+    // TCP data offset < 5: a malformed L4 header, dropped by a target
+    // with countermeasures, passed by one that only counts.
     let mut p = PacketBuilder::ipv4(SRC4, DST4).tcp(1, 2, TCP_ACK).build();
     p[14 + 20 + 12] = 0x40;
-    check_one(&drop_all(), &p, XDP_PASS, IfaceVerdict::Unparsed, None);
+    check_one(&drop_all(), &p, XDP_DROP, IfaceVerdict::TargetDropped, Some(DropReason::Malformed));
+    check_one(&one_target(policy(0, ALL_PROTOS, &[])), &p, XDP_PASS, IfaceVerdict::TargetPassed, None);
     // Three VLAN tags: the third is not looked into.
     let p = PacketBuilder::ipv4(SRC4, DST4).vlan(0x8100, 1).vlan(0x8100, 2).vlan(0x8100, 3).udp(1, 2).build();
     check_one(&drop_all(), &p, XDP_PASS, IfaceVerdict::Unparsed, None);

@@ -376,13 +376,14 @@ fn udp_length_exact_and_range() {
 
 #[test]
 fn truncated_udp_header_is_never_matched_on_udp_length() {
-    // An entry matching every UDP length: a UDP header cut short is not
-    // parsed, so the ACL never sees it and it passes untouched.
+    // An entry matching every UDP length: a UDP header cut short has no
+    // length, so the entry never matches it; to no target, it passes as
+    // no match (a target's policy would drop it as malformed).
     let d = dp_with(&drop_if(AclMatch { udp_length: Some(0..=65535), ..Default::default() }));
     let (pkt, ends) = v4().udp(1, 2).payload(92).build_with_boundaries();
     let l4_end = *ends.last().unwrap();
     for cut in l4_end - 8..l4_end {
-        assert_eq!(run(&d, &pkt[..cut]), (XDP_PASS, IfaceVerdict::Unparsed), "cut at {cut}");
+        assert_eq!(run(&d, &pkt[..cut]), (XDP_PASS, IfaceVerdict::NoMatch), "cut at {cut}");
     }
     // The whole header is enough: the field says 100 whatever follows.
     assert_eq!(run(&d, &pkt[..l4_end]), (XDP_DROP, AclDropped));
