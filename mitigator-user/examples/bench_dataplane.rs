@@ -13,7 +13,8 @@
 //!     `bpftool prog run id …` can run them meanwhile):
 //!         aya <case> <repeat>   →   <action> <avg ns>
 //! bench_dataplane scale <repeat> <rounds> <size,size,…>
-//!     for host routes (/32), LPM prefixes (/24) and drop-list entries:
+//!     for host routes (/32), LPM prefixes (/24), drop-list entries and
+//!     data-channel ACL entries (at most MAX_ACL_ENTRIES):
 //!         scale <kind> <n> <apply ms> <median ns> <min ns> <action>
 //!               <median ns uncached> <min ns uncached>
 //! ```
@@ -30,10 +31,10 @@ use anyhow::{bail, Context, Result};
 use ipnet::IpNet;
 use mitigator::dataplane::{
     testpkt::{Ext, PacketBuilder, TCP_ACK, TCP_SYN},
-    Dataplane, DataplaneOptions, RuleSet, TargetRule,
+    AclAction, AclEntry, AclMatch, Dataplane, DataplaneOptions, RuleSet, TargetRule,
 };
 use aya::maps::Array;
-use mitigator_common::{policy_flags as pf, IfaceSlot, Policy, PortRange};
+use mitigator_common::{policy_flags as pf, IfaceSlot, Policy, PortRange, MAX_ACL_ENTRIES};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -297,6 +298,24 @@ fn scale_case(kind: &str, n: u32) -> Result<(RuleSet, Vec<u8>)> {
             let dst = nth_v4(0x1000_0000, 256, mid).octets();
             (rules, PacketBuilder::ipv4(SRC, [dst[0], dst[1], dst[2], 77]).udp(40000, 53).payload(64))
         }
+        "acl" => {
+            // n ordered entries; the packet matches only the last (accept),
+            // so the lookup has every entry's bits to AND.
+            let mut acl: Vec<AclEntry> = (0..n - 1)
+                .map(|i| AclEntry {
+                    stat_id: i as u64,
+                    matches: AclMatch {
+                        src: Some(IpNet::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 0)), 24).unwrap()),
+                        dst_ports: Some(vec![i as u16..=i as u16]),
+                        ..Default::default()
+                    },
+                    action: AclAction::Drop,
+                })
+                .collect();
+            let last = AclMatch { dst_ports: Some(vec![80..=80]), ..Default::default() };
+            acl.push(AclEntry { stat_id: n as u64, matches: last, action: AclAction::Accept });
+            (RuleSet { acl, ..Default::default() }, PacketBuilder::ipv4(SRC, ELSEWHERE).udp(40000, 80).payload(64))
+        }
         "drop-list-/32" => {
             let drop = (0..n).map(|i| IpNet::new(IpAddr::V4(nth_v4(0x0a00_0000, 1, i)), 32).unwrap()).collect();
             let rules = RuleSet { drop, ..Default::default() };
@@ -309,8 +328,12 @@ fn scale_case(kind: &str, n: u32) -> Result<(RuleSet, Vec<u8>)> {
 
 fn scale(repeat: u32, rounds: u32, sizes: &[u32]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    for kind in ["host-/32", "lpm-/24", "drop-list-/32"] {
-        for &n in sizes {
+    for kind in ["host-/32", "lpm-/24", "drop-list-/32", "acl"] {
+        // An ACL holds at most MAX_ACL_ENTRIES: its sizes stop there.
+        let mut kind_sizes: Vec<u32> =
+            sizes.iter().map(|&n| if kind == "acl" { n.min(MAX_ACL_ENTRIES) } else { n }).collect();
+        kind_sizes.dedup();
+        for n in kind_sizes {
             let (rules, pkt) = scale_case(kind, n)?;
             let (mut dp, _) = open_with(&RuleSet::default(), true, true)?;
             let t = Instant::now();

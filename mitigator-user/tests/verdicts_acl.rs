@@ -612,43 +612,11 @@ fn entries_4096_last_one_matches() {
     assert_eq!(d.acl_stats(0).unwrap().packets, 0);
 }
 
-/// BPF_PROG_TEST_RUN by hand, on a duplicated program fd, so that another
-/// thread can run packets while the Dataplane applies rule sets.
+/// One run on a duplicated program fd, from a thread other than the
+/// Dataplane's.
 fn raw_test_run(fd: &std::os::fd::OwnedFd, pkt: &[u8]) -> u32 {
-    use std::os::fd::AsRawFd;
-    #[repr(C)]
-    #[derive(Default)]
-    struct TestAttr {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-        ctx_size_in: u32,
-        ctx_size_out: u32,
-        ctx_in: u64,
-        ctx_out: u64,
-        flags: u32,
-        cpu: u32,
-        batch_size: u32,
-        _pad: u32,
-    }
-    let mut a = TestAttr {
-        prog_fd: fd.as_raw_fd() as u32,
-        data_size_in: pkt.len() as u32,
-        data_in: pkt.as_ptr() as u64,
-        repeat: 1,
-        ..Default::default()
-    };
-    const BPF_PROG_TEST_RUN: libc::c_long = 10;
-    // SAFETY: `a` is a valid bpf_attr prefix for this command, and its
-    // pointers outlive the call.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &mut a as *mut TestAttr, size_of::<TestAttr>()) };
-    assert_eq!(rc, 0, "BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
-    a.retval
+    use std::os::fd::AsFd as _;
+    mitigator::dataplane::test_run_fd(fd.as_fd(), pkt).unwrap()
 }
 
 /// Two 1,000-entry ACLs that both accept the packet, through different
@@ -755,43 +723,4 @@ fn adopted_pins_keep_the_acl() {
     d.apply(&acl_only(vec![rules.acl[1].clone()])).unwrap();
     assert_eq!(run(&d, &v4().udp(1, 54).build()), (XDP_PASS, NoMatch));
     d.uninstall().unwrap();
-}
-
-/// ns/packet through BPF_PROG_TEST_RUN (printed, not asserted):
-/// `cargo test -p mitigator-user --release --test verdicts_acl acl_cost -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn acl_cost() {
-    let repeat = 200_000;
-    let pkt = v4().udp(1, 80).payload(64).build();
-    let d = dp_with(&RuleSet::default());
-    let (_, t) = d.test_run_repeat(&pkt, repeat).unwrap();
-    println!("no ACL:                {:>6} ns/packet", t.as_nanos());
-    for n in [1usize, 100, 4096] {
-        // n entries; the packet matches only the last one.
-        let mut acl: Vec<AclEntry> = (0..n - 1)
-            .map(|i| {
-                entry(
-                    i as u64,
-                    AclMatch {
-                        src: Some(net("203.0.113.0/24")),
-                        dst_ports: Some(vec![i as u16..=i as u16]),
-                        ..Default::default()
-                    },
-                    AclAction::Drop,
-                )
-            })
-            .collect();
-        acl.push(entry(n as u64, AclMatch { dst_ports: Some(vec![80..=80]), ..Default::default() }, AclAction::Accept));
-        let d = dp_with(&acl_only(acl));
-        let (action, t) = d.test_run_repeat(&pkt, repeat).unwrap();
-        assert_eq!(action, XDP_PASS);
-        let miss = v4().udp(1, 9999).payload(64).build();
-        let (_, tm) = d.test_run_repeat(&miss, repeat).unwrap();
-        println!(
-            "{n:>5} entries: last matches {:>6} ns/packet, none matches {:>6} ns/packet",
-            t.as_nanos(),
-            tm.as_nanos()
-        );
-    }
 }

@@ -161,7 +161,9 @@ const SCALING_METHOD: &str = "\
 the inactive generation and flips (a fresh data plane has no earlier flip to wait for): the install \
 time is what a rule-set change of that size costs. Host routes are /32s (hash map), prefixes are /24s (LPM \
 trie), drop-list entries are /32 sources (the drop-list's hash map; its LPM trie holds only shorter prefixes and is skipped when empty); all entries of a kind belong to one drop-all \
-target. The packet (UDP) hits the middle entry, and is measured with `Dataplane::test_run_repeat` \
+target. ACL entries are one data-channel ACL of up to 4,096 ordered entries (its maximum), each \
+a source prefix and a destination port, the packet matching only the last one (accept): the \
+lookup ANDs one precomputed bit vector per field, so its cost should not grow with the entries. The packet (UDP) hits the middle entry, and is measured with `Dataplane::test_run_repeat` \
 (BPF_PROG_TEST_RUN), first with the destination cache on (it answers from the second run on, \
 whatever the table's size), then, after the same rule set is applied again with the cache off, \
 without it: the second pair of columns is the lookup structure's own cost, and the growth factor \

@@ -39,6 +39,7 @@ mod load;
 mod rules;
 mod stats;
 mod test_run;
+pub use test_run::run_fd as test_run_fd;
 pub mod testpkt;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};

@@ -93,7 +93,9 @@ struct ObjGetAttr {
     _pad: u32,
 }
 
-/// `union bpf_attr` for BPF_PROG_TEST_RUN (the `test` member).
+/// `union bpf_attr` for BPF_PROG_TEST_RUN (the `test` member). The daemon
+/// crate has the same mirror (`mitigator::dataplane::test_run_fd`); xtask
+/// builds before setup installs the eBPF toolchain, so it cannot use it.
 #[repr(C)]
 #[derive(Default)]
 struct TestRunAttr {
