@@ -8,8 +8,8 @@
 //! map (targets, policies, accept/drop lists) therefore holds two
 //! *generations* of entries, told apart by a generation number inside the key
 //! (or, for the policy array, the index). The XDP program reads the active
-//! generation and its [`gen_flags`] from [`CONFIG_ACTIVE`] once per packet (one
-//! word, one lookup) and looks up only entries of that generation. The daemon
+//! generation and its [`gen_flags`] from [`CONFIG_ACTIVE`] as one word (one
+//! lookup) and looks up only entries of that generation. The daemon
 //! writes a complete change into the inactive generation, then flips
 //! [`CONFIG_ACTIVE`] to the new generation and its flags with one 8-byte
 //! write, then (after every program run that could still see the old

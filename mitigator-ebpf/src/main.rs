@@ -1,11 +1,16 @@
 //! The XDP program: parse → accept-list → drop-list → data-channel ACL →
-//! target lookup → the target's policy → verdict, every packet counted exactly once per
+//! target lookup (destination cache, dst_cache.rs, then the maps) → the
+//! target's policy → verdict, every packet counted exactly once per
 //! interface and (when a target's policy decided it) per target. The guard
 //! of the daemon's own listeners (guard.rs) goes before the ACL when the
 //! generation has one, else before an in-scope target's countermeasures.
+//! Before all that, a shortcut (`to_no_target`) passes a packet the cache
+//! knows is no target's on its destination alone, when no list or ACL is
+//! installed.
 //!
-//! All rule lookups read the active generation and its flags
-//! (`CONFIG[CONFIG_ACTIVE]`) once per packet; see `mitigator_common` for why.
+//! Each decision reads the active generation, its flags and its epoch
+//! (`CONFIG[CONFIG_ACTIVE]`) as one word and uses only that word; see
+//! `mitigator_common` for why.
 #![no_std]
 #![no_main]
 

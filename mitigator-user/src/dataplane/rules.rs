@@ -5,8 +5,9 @@
 //! 2. writes the *inactive* generation as a diff against what it holds
 //!    (we mirror each generation's contents, read back from the maps when
 //!    pinned maps are adopted);
-//! 3. flips `CONFIG_ACTIVE` to that generation and its `gen_flags` (one
-//!    4-byte array write: a packet sees either the old or the new set);
+//! 3. flips `CONFIG_ACTIVE` to that generation, its `gen_flags` and a new
+//!    epoch (one 8-byte array write: a packet sees either the old or the
+//!    new set, and every CPU's destination cache goes stale at once);
 //! 4. notes the time of the flip. The old generation is left as it is:
 //!    the next `apply` writes into it (a diff against what it holds), after
 //!    waiting out what remains of the grace period since this flip (GRACE),
