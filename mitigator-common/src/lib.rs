@@ -118,13 +118,15 @@ pub const fn config_word(epoch: u32, gen: u32, flags: u32) -> u64 {
 
 // ------------------------------------------------------------ dst cache ---
 
-/// Entries of the per-CPU destination cache (`DST_CACHE`): a power of two.
+/// Entries of the per-CPU destination cache (`DST_CACHE`) per family: a
+/// power of two. IPv4 destinations use the first `DST_CACHE_SLOTS` entries,
+/// IPv6 the next: an entry holds one family only.
 pub const DST_CACHE_SLOTS: u32 = 4096;
 /// `DstCacheEntry::id` of a destination that is no target.
 pub const DST_NONE: u32 = u32::MAX;
 
 /// One entry of the destination cache: which target (or none) a destination
-/// address resolved to, in the generation flipped in at `epoch`.
+/// address resolved to, in the generation flipped in at the epoch it holds.
 ///
 /// Why a cache: a kernel hash-map lookup costs about 28 ns on the machines
 /// we measure (any key size, preallocated or not), an LPM walk more, while
@@ -135,24 +137,35 @@ pub const DST_NONE: u32 = u32::MAX;
 /// contents never change while it is active, so the epoch tag is the whole
 /// invalidation: a flip makes every older entry miss. Epoch 0 is never
 /// flipped in, so all-zero (never written) entries always miss.
+///
+/// The epoch and the address's first word share `key`, so that an IPv4
+/// destination (most packets) is checked with one 8-byte compare.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DstCacheEntry {
-    pub epoch: u32,
+    /// [`dst_cache_key`]: the epoch and the address's first word.
+    pub key: u64,
+    /// IPv6: the address's other three words (in memory order); IPv4: zero,
+    /// never compared.
+    pub rest: [u32; 3],
     /// Target id, or [`DST_NONE`].
     pub id: u32,
-    /// 1 for an IPv6 address, 0 for IPv4.
-    pub v6: u32,
-    /// The address's words in memory order (network byte order within):
-    /// IPv4 uses the first, the others are zero.
-    pub addr: [u32; 4],
+}
+
+/// [`DstCacheEntry::key`] of an address whose first word (its first four
+/// bytes, read in memory order) is `first`, resolved at `epoch`.
+#[inline(always)]
+pub const fn dst_cache_key(epoch: u32, first: u32) -> u64 {
+    ((epoch as u64) << 32) | first as u64
 }
 
 /// The cache slot of a destination: the address folded into 32 bits
-/// (IPv6: its four words XORed), then a multiplicative hash.
+/// (IPv6: its four words XORed), then a multiplicative hash, in the
+/// family's half of the cache.
 #[inline(always)]
-pub const fn dst_cache_slot(folded: u32) -> u32 {
-    folded.wrapping_mul(0x9E37_79B1) >> (32 - DST_CACHE_SLOTS.trailing_zeros())
+pub const fn dst_cache_slot(v6: bool, folded: u32) -> u32 {
+    let half = if v6 { DST_CACHE_SLOTS } else { 0 };
+    half + (folded.wrapping_mul(0x9E37_79B1) >> (32 - DST_CACHE_SLOTS.trailing_zeros()))
 }
 
 /// Which rule maps hold entries in a generation, so that a packet skips the

@@ -3,7 +3,7 @@
 //! it exists and why the epoch is all the invalidation it needs:
 //! `mitigator_common::DstCacheEntry`.
 
-use mitigator_common::{dst_cache_slot, DstCacheEntry, DST_NONE};
+use mitigator_common::{dst_cache_key, dst_cache_slot, DstCacheEntry};
 
 use crate::maps::DST_CACHE;
 
@@ -15,47 +15,55 @@ pub struct Dst {
     pub w: [u32; 4],
 }
 
-impl Dst {
-    /// IPv4 folds to its word, IPv6 to its four words XORed.
-    #[inline(always)]
-    fn slot(&self) -> u32 {
-        let f = if self.v6 { self.w[0] ^ self.w[1] ^ self.w[2] ^ self.w[3] } else { self.w[0] };
-        dst_cache_slot(f)
-    }
-}
-
 /// What the cache says about a destination.
 pub enum Probe {
-    /// Resolved in this epoch: the target id, or `None` for no target.
-    Hit(Option<u32>),
+    /// Resolved in this epoch: the target id, or `DST_NONE` for no target.
+    /// A plain u32, not an `Option`: LLVM reads an `Option`'s payload even
+    /// when it is `None` (undefined), and the verifier refuses a read of an
+    /// uninitialised register.
+    Hit(u32),
     /// Not held: resolve it, then `fill` the entry (when there is one).
     Miss(Option<&'static mut DstCacheEntry>),
 }
 
+/// `d` of either family (`decide`'s: no branch on the family before this).
 #[inline(always)]
 pub fn probe(d: &Dst, epoch: u32) -> Probe {
-    let e = match DST_CACHE.get_ptr_mut(d.slot()) {
-        // SAFETY: per-CPU, and an XDP run is not preempted: this CPU's
-        // entry is ours until the run ends.
-        Some(e) => unsafe { &mut *e },
-        None => return Probe::Miss(None),
-    };
-    if e.epoch == epoch && e.v6 == d.v6 as u32 && same_addr(&e.addr, d) {
-        return Probe::Hit(if e.id == DST_NONE { None } else { Some(e.id) });
+    if d.v6 {
+        probe_v6(&d.w, epoch)
+    } else {
+        probe_v4(d.w[0], epoch)
     }
-    Probe::Miss(Some(e))
+}
+
+/// An IPv4 destination (its address as one word in memory order): its
+/// entry answers with one 8-byte compare.
+#[inline(always)]
+pub fn probe_v4(addr: u32, epoch: u32) -> Probe {
+    match entry(dst_cache_slot(false, addr)) {
+        Some(e) if e.key == dst_cache_key(epoch, addr) => Probe::Hit(e.id),
+        e => Probe::Miss(e),
+    }
 }
 
 #[inline(always)]
-pub fn fill(e: &mut DstCacheEntry, d: &Dst, epoch: u32, id: Option<u32>) {
-    e.epoch = epoch;
-    e.id = id.unwrap_or(DST_NONE);
-    e.v6 = d.v6 as u32;
-    e.addr = d.w;
+pub fn probe_v6(w: &[u32; 4], epoch: u32) -> Probe {
+    match entry(dst_cache_slot(true, w[0] ^ w[1] ^ w[2] ^ w[3])) {
+        Some(e) if e.key == dst_cache_key(epoch, w[0]) && e.rest == [w[1], w[2], w[3]] => Probe::Hit(e.id),
+        e => Probe::Miss(e),
+    }
 }
 
-/// Words past an IPv4 address are not compared.
 #[inline(always)]
-fn same_addr(a: &[u32; 4], d: &Dst) -> bool {
-    a[0] == d.w[0] && (!d.v6 || (a[1] == d.w[1] && a[2] == d.w[2] && a[3] == d.w[3]))
+fn entry(slot: u32) -> Option<&'static mut DstCacheEntry> {
+    // SAFETY: per-CPU, and an XDP run is not preempted: this CPU's entry
+    // is ours until the run ends.
+    DST_CACHE.get_ptr_mut(slot).map(|e| unsafe { &mut *e })
+}
+
+#[inline(always)]
+pub fn fill(e: &mut DstCacheEntry, d: &Dst, epoch: u32, id: u32) {
+    e.key = dst_cache_key(epoch, d.w[0]);
+    e.rest = [d.w[1], d.w[2], d.w[3]];
+    e.id = id;
 }

@@ -29,11 +29,11 @@ use aya_ebpf::{
 };
 use mitigator_common::{
     gen_flags as gf, lpm_v4, lpm_v6, policy_flags, DropReason, HostKeyV4, HostKeyV6, IfaceVerdict,
-    CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
+    CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, DST_NONE, CONFIG_GEN_BIT, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
 };
 
 use maps::*;
-use parse::Pkt;
+use parse::{DstAddr, Pkt};
 
 #[xdp]
 pub fn mitigator(ctx: XdpContext) -> u32 {
@@ -87,16 +87,34 @@ fn to_no_target(data: usize, data_end: usize, word: u64) -> bool {
     if flags & (gf::LISTS | gf::ACL) != 0 {
         return false;
     }
-    let d = match parse::dst_only(data, data_end) {
-        Some(d) => d,
-        None => return false,
+    let epoch = (word >> CONFIG_EPOCH_SHIFT) as u32;
+    let cached = flags & gf::DST_CACHE != 0;
+    // One arm per family, so that each family's probe is its own code.
+    let probe = match parse::dst_only(data, data_end) {
+        Some(DstAddr::V4(_)) if flags & (gf::HOST_V4 | gf::LPM_V4) == 0 => return true,
+        Some(DstAddr::V4(a)) if cached => dst_cache::probe_v4(a, epoch),
+        Some(DstAddr::V6(_)) if flags & (gf::HOST_V6 | gf::LPM_V6) == 0 => return true,
+        Some(DstAddr::V6(w)) if cached => dst_cache::probe_v6(&w, epoch),
+        _ => return false,
     };
-    let any = if d.v6 { gf::HOST_V6 | gf::LPM_V6 } else { gf::HOST_V4 | gf::LPM_V4 };
-    if flags & any == 0 {
-        return true;
+    match probe {
+        dst_cache::Probe::Hit(DST_NONE) => true,
+        // A target's packet: `decide` takes the id rather than probing again.
+        dst_cache::Probe::Hit(id) => {
+            if let Some(p) = PKT.get_ptr_mut(0) {
+                // SAFETY: per-CPU, not preempted (see `decide`).
+                unsafe { (*p).hint = hint(epoch, id) };
+            }
+            false
+        }
+        dst_cache::Probe::Miss(_) => false,
     }
-    flags & gf::DST_CACHE != 0
-        && matches!(dst_cache::probe(&d, (word >> CONFIG_EPOCH_SHIFT) as u32), dst_cache::Probe::Hit(None))
+}
+
+/// `Pkt::hint`: the target `id` resolved at `epoch`.
+#[inline(always)]
+fn hint(epoch: u32, id: u32) -> u64 {
+    ((epoch as u64) << 32) | id as u64
 }
 
 #[inline(always)]
@@ -118,6 +136,8 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
     let flags = word as u32;
     let gen = flags >> CONFIG_GEN_BIT;
 
+    // Read before `clear`, which ends it.
+    let hint = p.hint;
     p.clear();
     // The fields only the ACL reads are filled only when it is installed.
     if parse::parse(data, data_end, p, flags & gf::ACL != 0).is_none() {
@@ -149,10 +169,11 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
         }
     }
 
-    let id = match target_of(p, gen, flags, epoch) {
-        Some(id) if id < MAX_TARGETS => id,
-        _ => return (XDP_PASS, IfaceVerdict::NoMatch),
-    };
+    // DST_NONE (no target) is out of range too.
+    let id = target_of(p, gen, flags, epoch, hint);
+    if id >= MAX_TARGETS {
+        return (XDP_PASS, IfaceVerdict::NoMatch);
+    }
     // Only now, for a target's packet, is its L4 header read.
     parse::parse_l4(data, data_end, p);
     let p: &Pkt = p;
@@ -242,13 +263,21 @@ fn on_list(accept: bool, p: &Pkt, gen: u32, flags: u32) -> bool {
     false
 }
 
-/// Destination → target id, through the per-CPU cache when it is on (see
+/// Destination → target id: the shortcut's `hint` when it found one in
+/// this epoch, else through the per-CPU cache when it is on (see
 /// `DstCacheEntry` for why). A family without targets skips both.
+/// `DST_NONE` for no target: ids are plain u32s here, see `Probe::Hit`.
 #[inline(always)]
-fn target_of(p: &Pkt, gen: u32, flags: u32, epoch: u32) -> Option<u32> {
+fn target_of(p: &Pkt, gen: u32, flags: u32, epoch: u32, hint: u64) -> u32 {
     let any = if p.v6 { gf::HOST_V6 | gf::LPM_V6 } else { gf::HOST_V4 | gf::LPM_V4 };
     if flags & any == 0 {
-        return None;
+        return DST_NONE;
+    }
+    // A flip between the shortcut and here changes the epoch: the hint is
+    // then ignored. (Epoch 0 is never flipped in, and a generation with
+    // targets has been: a hint of 0 never matches.)
+    if hint >> 32 == epoch as u64 {
+        return hint as u32;
     }
     if flags & gf::DST_CACHE == 0 {
         return find_target(p, gen, flags);
@@ -267,36 +296,36 @@ fn target_of(p: &Pkt, gen: u32, flags: u32, epoch: u32) -> Option<u32> {
 }
 
 /// Destination → target id: host routes (hash) first, then prefixes (LPM),
-/// each skipped when the generation has none.
+/// each skipped when the generation has none; `DST_NONE` for none.
 #[inline(always)]
-fn find_target(p: &Pkt, gen: u32, flags: u32) -> Option<u32> {
+fn find_target(p: &Pkt, gen: u32, flags: u32) -> u32 {
     if p.v6 {
         if flags & gf::HOST_V6 != 0 {
             if let Some(id) = HOST_V6.get_ptr(&HostKeyV6 { gen, addr: p.dst }) {
-                return Some(unsafe { *id });
+                return unsafe { *id };
             }
         }
         if flags & gf::LPM_V6 != 0 {
             let key = Key::new(LPM_GEN_BITS + 128, lpm_v6(gen, p.dst));
             if let Some(id) = LPM_V6.get(&key) {
-                return Some(*id);
+                return *id;
             }
         }
     } else {
         let addr = [p.dst[0], p.dst[1], p.dst[2], p.dst[3]];
         if flags & gf::HOST_V4 != 0 {
             if let Some(id) = HOST_V4.get_ptr(&HostKeyV4 { gen, addr }) {
-                return Some(unsafe { *id });
+                return unsafe { *id };
             }
         }
         if flags & gf::LPM_V4 != 0 {
             let key = Key::new(LPM_GEN_BITS + 32, lpm_v4(gen, addr));
             if let Some(id) = LPM_V4.get(&key) {
-                return Some(*id);
+                return *id;
             }
         }
     }
-    None
+    DST_NONE
 }
 
 /// The interface's counter slot (see `IfaceSlot`): 0 for an ifindex the

@@ -129,7 +129,7 @@ pub static PKT: PerCpuArray<crate::parse::Pkt> = PerCpuArray::with_max_entries(1
 /// Destination → target id cache (see `mitigator_common::DstCacheEntry`).
 /// Per CPU, so a packet writes its entry without atomics; not pinned.
 #[map(name = "MTG_DST_CACHE")]
-pub static DST_CACHE: PerCpuArray<DstCacheEntry> = PerCpuArray::with_max_entries(DST_CACHE_SLOTS, 0);
+pub static DST_CACHE: PerCpuArray<DstCacheEntry> = PerCpuArray::with_max_entries(2 * DST_CACHE_SLOTS, 0);
 
 // ---------------------------------------------------------------- guard ---
 // Layout and meaning: mitigator_common::guard; lookup: guard.rs.

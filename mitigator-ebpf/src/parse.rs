@@ -178,6 +178,11 @@ pub struct Pkt {
     pub udp_len: u16,
     /// `mitigator_common::acl_frag` bits (df, isf, ff, lf).
     pub frag_bits: u8,
+    /// The shortcut's answer for this packet, handed to `decide`: the
+    /// epoch it was resolved in (high 32 bits) and the target id, or 0.
+    /// Set only by the shortcut, read once and cleared by `decide` in the
+    /// same run, so it never outlives its packet.
+    pub hint: u64,
 }
 
 impl Pkt {
@@ -442,11 +447,18 @@ fn l4_header(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
     Some(())
 }
 
+/// A destination address as the shortcut reads it, family by family
+/// (words in memory order).
+pub enum DstAddr {
+    V4(u32),
+    V6([u32; 4]),
+}
+
 /// Just the destination: Ethernet, then the fixed IPv4 header (with its
 /// options inside the packet) or the fixed IPv6 header. For the shortcut
 /// of packets to no target (main.rs); anything else is `parse`'s.
 #[inline(always)]
-pub fn dst_only(data: usize, data_end: usize) -> Option<Dst> {
+pub fn dst_only(data: usize, data_end: usize) -> Option<DstAddr> {
     let mut c = Cursor { pos: data, end: data_end };
     let ethertype = parse_eth(&mut c)?;
     let w = |b: [u8; 4]| u32::from_ne_bytes(b);
@@ -457,7 +469,7 @@ pub fn dst_only(data: usize, data_end: usize) -> Option<Dst> {
         if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 || start + (ver_ihl & 0x0f) as usize * 4 > data_end {
             return None;
         }
-        Some(Dst { v6: false, w: [w(unsafe { (*ip).dst }), 0, 0, 0] })
+        Some(DstAddr::V4(w(unsafe { (*ip).dst })))
     } else if ethertype == ETH_P_IPV6 {
         let ip = c.take::<Ipv6Hdr>()?;
         if unsafe { (*ip).ver_tc_flow[0] } >> 4 != 6 {
@@ -465,7 +477,7 @@ pub fn dst_only(data: usize, data_end: usize) -> Option<Dst> {
         }
         let d = unsafe { (*ip).dst };
         let q = |i: usize| w([d[i], d[i + 1], d[i + 2], d[i + 3]]);
-        Some(Dst { v6: true, w: [q(0), q(4), q(8), q(12)] })
+        Some(DstAddr::V6([q(0), q(4), q(8), q(12)]))
     } else {
         None
     }

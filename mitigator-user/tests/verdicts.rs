@@ -674,12 +674,14 @@ fn pin_to_cpu0() {
 
 /// The destination cache never changes a verdict: across flips (an entry
 /// of the previous epoch is never used), between an IPv4 address and the
-/// IPv6 address with the same first bytes (same slot), and between two
+/// IPv6 address with the same first bytes (the same slot in each family's
+/// half of the cache), and between two
 /// addresses that share a slot; and it does hold what it resolved.
 #[test]
 fn dst_cache_follows_every_flip() {
     pin_to_cpu0();
-    let slot_of = |a: [u8; 4]| mitigator_common::dst_cache_slot(u32::from_ne_bytes(a));
+    let word = |a: [u8; 4]| u32::from_ne_bytes(a);
+    let slot_of = |a: [u8; 4]| mitigator_common::dst_cache_slot(false, word(a));
     // An address in 203.0.113.0/24 sharing DST4's slot.
     let twin = (0..=255u8).map(|b| [203, 0, 113, b]).find(|a| slot_of(*a) == slot_of(DST4)).unwrap_or([0; 4]);
     let mut alias6 = [0u8; 16];
@@ -707,11 +709,14 @@ fn dst_cache_follows_every_flip() {
             assert_eq!(d.test_run(&to_alias6).unwrap(), XDP_PASS, "IPv6 alias of the IPv4 target, cached {cached}");
         }
         if cached {
+            // Each family has its half of the cache: the alias (same
+            // folded word) has its own entry and leaves DST4's alone.
+            let e6 = d.dst_cache_slot(mitigator_common::dst_cache_slot(true, word(DST4))).unwrap()[0];
+            assert_eq!((e6.key as u32, e6.rest, e6.id), (word(DST4), [0; 3], mitigator_common::DST_NONE), "{e6:?}");
             let e = d.dst_cache_slot(slot_of(DST4)).unwrap()[0];
-            assert_eq!((e.v6, e.id), (1, mitigator_common::DST_NONE), "CPU 0 resolved the IPv6 alias last: {e:?}");
-            assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP);
-            let e = d.dst_cache_slot(slot_of(DST4)).unwrap()[0];
-            assert_eq!((e.v6, e.id, e.addr), (0, ID, [u32::from_ne_bytes(DST4), 0, 0, 0]), "{e:?}");
+            assert_eq!((e.key as u32, e.id), (word(DST4), ID), "{e:?}");
+            assert_eq!(e.key >> 32, e6.key >> 32, "both resolved in the same epoch");
+            assert_ne!(e.key >> 32, 0, "an epoch is never 0");
         }
         // A twin sharing the slot, when the /24 has one: each evicts the other.
         if twin != [0; 4] {
@@ -739,6 +744,33 @@ fn dst_cache_follows_every_flip() {
             let e = d.dst_cache_slot(slot_of(DST4)).unwrap()[0];
             assert_eq!(e, mitigator_common::DstCacheEntry::default(), "the cache stays unused when off");
         }
+    }
+}
+
+/// A target's packet found in the destination cache by the shortcut hands
+/// its target id on to the full path (`Pkt::hint`); the next packet,
+/// whatever it is, must not inherit it. Each packet after a drop goes to a
+/// destination the cache has not seen (a full-path lookup): a leftover
+/// hint would drop it.
+#[test]
+fn a_cached_target_id_is_used_for_its_own_packet_only() {
+    pin_to_cpu0();
+    let d = {
+        let mut d = dp();
+        d.apply(&drop_all()).unwrap();
+        d
+    };
+    let to_target = PacketBuilder::ipv4(SRC4, DST4).udp(1, 53).build();
+    for i in 0..64u8 {
+        assert_eq!(d.test_run(&to_target).unwrap(), XDP_DROP);
+        assert_eq!(d.test_run(&to_target).unwrap(), XDP_DROP, "from the cache");
+        let fresh4 = PacketBuilder::ipv4(SRC4, [203, 0, 113, i]).udp(1, 53).build();
+        assert_eq!(d.test_run(&fresh4).unwrap(), XDP_PASS, "new IPv4 destination {i} after a target's packet");
+        assert_eq!(d.test_run(&to_target).unwrap(), XDP_DROP);
+        let mut dst6 = DST6;
+        dst6[15] = 100 + i;
+        let fresh6 = PacketBuilder::ipv6(SRC6, dst6).udp(1, 53).build();
+        assert_eq!(d.test_run(&fresh6).unwrap(), XDP_PASS, "new IPv6 destination {i} after a target's packet");
     }
 }
 

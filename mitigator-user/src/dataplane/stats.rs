@@ -37,7 +37,7 @@ pub(super) fn target_stats(ebpf: &Ebpf, id: u32) -> Result<TargetStats> {
 }
 
 pub(super) fn dst_cache_slot(ebpf: &Ebpf, slot: u32) -> Result<Vec<DstCacheEntry>> {
-    anyhow::ensure!(slot < DST_CACHE_SLOTS, "destination cache slot {slot} out of range");
+    anyhow::ensure!(slot < 2 * DST_CACHE_SLOTS, "destination cache slot {slot} out of range");
     let map: PerCpuArray<_, DstCacheEntry> = PerCpuArray::try_from(map_ref(ebpf, m::DST_CACHE)?)?;
     Ok(map.get(&slot, 0).context("reading DST_CACHE")?.iter().copied().collect())
 }
