@@ -144,9 +144,14 @@ entry), `ip 198.51.100.8 -m dst` and `ip 2001:db8:2::8 -m dst` (the scope target
 all-features mode also `port 80 -p tcp -m dst`. xdp-filter picks a different program per feature \
 set; the column heads name the program that ran. It has no rate limiting and no notion of a \
 target's checks: those rows show what it does with the same packet (its verdict in brackets). \
-Each round runs every case on every program in turn (floor, ours, ours through aya, xdp-filter \
-ip, xdp-filter all), so machine noise hits all columns alike; the table gives the median and \
-the minimum over the rounds. \
+Each round runs every case on every program in turn (floor, ours, xdp-filter ip, ours through \
+aya, xdp-filter all), so machine noise hits all columns alike; the table gives the median and \
+the minimum over the rounds. The machine's speed shifts for seconds at a time (every program, \
+the floor included, gets up to a fifth slower, then faster again), so a difference of two \
+medians can pit a fast stretch against a slow one: the comparisons the targets judge (ours − \
+floor, ours − xdp-filter ip) are taken within each round, between two measurements made one \
+right after the other, and the table gives the median of those per-round differences \
+(\"paired\"). \
 \n\nOur program resolves a packet's destination through a per-CPU destination cache (4,096 \
 direct-mapped entries per CPU, tagged with the epoch of the rule set they were resolved in) before \
 the host-route hash map and the prefix trie. A test run repeats one packet, so from its second run \

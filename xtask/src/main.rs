@@ -52,7 +52,7 @@ enum Task {
         #[arg(long, default_value_t = 1_000_000)]
         repeat: u32,
         /// Measurements per figure (median and min are reported).
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 9)]
         rounds: u32,
         /// Measurement window of each flood case.
         #[arg(long, default_value_t = 5)]

@@ -61,6 +61,17 @@ impl Samples {
     pub fn min(&self) -> u64 {
         self.ns.iter().copied().min().unwrap_or(0)
     }
+
+    /// Median over the rounds of `self − other`, each round's two samples
+    /// taken one right after the other. This machine's speed shifts for
+    /// seconds at a time (every program's cost moves together, by up to a
+    /// fifth): a difference of medians can take one from a fast stretch
+    /// and the other from a slow one, a difference within a round cannot.
+    pub fn paired_median(&self, other: &Samples) -> i64 {
+        let mut d: Vec<i64> = self.ns.iter().zip(&other.ns).map(|(a, b)| *a as i64 - *b as i64).collect();
+        d.sort_unstable();
+        d.get(d.len() / 2).copied().unwrap_or(0)
+    }
 }
 
 pub fn action_name(a: u32) -> &'static str {
