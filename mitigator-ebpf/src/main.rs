@@ -92,9 +92,9 @@ fn to_no_target(data: usize, data_end: usize, word: u64) -> bool {
     // One arm per family, so that each family's probe is its own code.
     let probe = match parse::dst_only(data, data_end) {
         Some(DstAddr::V4(_)) if flags & (gf::HOST_V4 | gf::LPM_V4) == 0 => return true,
-        Some(DstAddr::V4(a)) if cached => dst_cache::probe_v4(a, epoch),
+        Some(DstAddr::V4(ip)) if cached => dst_cache::probe_v4(DstAddr::v4(ip), epoch),
         Some(DstAddr::V6(_)) if flags & (gf::HOST_V6 | gf::LPM_V6) == 0 => return true,
-        Some(DstAddr::V6(w)) if cached => dst_cache::probe_v6(&w, epoch),
+        Some(DstAddr::V6(ip)) if cached => dst_cache::probe_v6(&DstAddr::v6(ip), epoch),
         _ => return false,
     };
     match probe {

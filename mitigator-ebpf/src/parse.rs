@@ -447,11 +447,34 @@ fn l4_header(c: &mut Cursor, pkt: &mut Pkt) -> Option<()> {
     Some(())
 }
 
-/// A destination address as the shortcut reads it, family by family
-/// (words in memory order).
+/// The shortcut's view of a packet: its IP header, family by family, whose
+/// destination is read only if the family has targets (`dst`).
 pub enum DstAddr {
-    V4(u32),
-    V6([u32; 4]),
+    V4(*const Ipv4Hdr),
+    V6(*const Ipv6Hdr),
+}
+
+/// An address's 4-byte word `i` (memory order).
+#[inline(always)]
+fn word(a: &[u8], i: usize) -> u32 {
+    u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]])
+}
+
+impl DstAddr {
+    /// IPv4: the address as one word (memory order).
+    #[inline(always)]
+    pub fn v4(ip: *const Ipv4Hdr) -> u32 {
+        // SAFETY: `dst_only` checked the fixed header lies in the packet.
+        word(unsafe { &(*ip).dst }, 0)
+    }
+
+    /// IPv6: the address's four words (memory order).
+    #[inline(always)]
+    pub fn v6(ip: *const Ipv6Hdr) -> [u32; 4] {
+        // SAFETY: as for `v4`.
+        let d = unsafe { &(*ip).dst };
+        [word(d, 0), word(d, 4), word(d, 8), word(d, 12)]
+    }
 }
 
 /// Just the destination: Ethernet, then the fixed IPv4 header (with its
@@ -461,7 +484,6 @@ pub enum DstAddr {
 pub fn dst_only(data: usize, data_end: usize) -> Option<DstAddr> {
     let mut c = Cursor { pos: data, end: data_end };
     let ethertype = parse_eth(&mut c)?;
-    let w = |b: [u8; 4]| u32::from_ne_bytes(b);
     if ethertype == ETH_P_IP {
         let start = c.pos;
         let ip = c.take::<Ipv4Hdr>()?;
@@ -469,15 +491,13 @@ pub fn dst_only(data: usize, data_end: usize) -> Option<DstAddr> {
         if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 || start + (ver_ihl & 0x0f) as usize * 4 > data_end {
             return None;
         }
-        Some(DstAddr::V4(w(unsafe { (*ip).dst })))
+        Some(DstAddr::V4(ip))
     } else if ethertype == ETH_P_IPV6 {
         let ip = c.take::<Ipv6Hdr>()?;
         if unsafe { (*ip).ver_tc_flow[0] } >> 4 != 6 {
             return None;
         }
-        let d = unsafe { (*ip).dst };
-        let q = |i: usize| w([d[i], d[i + 1], d[i + 2], d[i + 3]]);
-        Some(DstAddr::V6([q(0), q(4), q(8), q(12)]))
+        Some(DstAddr::V6(ip))
     } else {
         None
     }
