@@ -29,7 +29,7 @@ use aya_ebpf::{
 };
 use mitigator_common::{
     gen_flags as gf, lpm_v4, lpm_v6, policy_flags, DropReason, HostKeyV4, HostKeyV6, IfaceVerdict,
-    CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, DST_NONE, CONFIG_GEN_BIT, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
+    CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, DST_NONE, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
 };
 
 use maps::*;
