@@ -4,8 +4,9 @@
 use std::{
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    os::fd::AsRawFd,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -41,29 +42,76 @@ pub fn udp_burst(from: &Host, to: IpAddr, port: u16, src_port: u16, count: u64, 
     })?
 }
 
-/// A UDP socket in `host` counting datagrams received on `port`.
+/// A UDP socket in `host` counting datagrams received on `port`, and the
+/// ones the socket itself dropped because its receive queue was full.
+///
+/// The queue is made large (8 MiB), but on a loaded machine the counting
+/// thread can still fall behind a burst; those datagrams passed XDP and
+/// reached the socket, and the kernel counts them, so a test can account
+/// for them instead of guessing.
 pub struct UdpCounter {
-    count: Arc<std::sync::atomic::AtomicU64>,
+    count: Arc<AtomicU64>,
+    sock: UdpSocket,
 }
 
 impl UdpCounter {
     pub fn start(host: &Host, v6: bool, port: u16) -> anyhow::Result<UdpCounter> {
         let addr: SocketAddr = (host.addr(v6), port).into();
-        let sock = host.run(move || UdpSocket::bind(addr))??;
-        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sock = host.run(move || -> std::io::Result<UdpSocket> {
+            let sock = UdpSocket::bind(addr)?;
+            // FORCE needs CAP_NET_ADMIN (the tests run as root); without it
+            // the kernel's rmem_max applies.
+            if set_rcvbuf(&sock, libc::SO_RCVBUFFORCE).is_err() {
+                set_rcvbuf(&sock, libc::SO_RCVBUF)?;
+            }
+            Ok(sock)
+        })??;
+        let count = Arc::new(AtomicU64::new(0));
         let c = count.clone();
+        let reader = sock.try_clone()?;
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
-            while sock.recv(&mut buf).is_ok() {
+            while reader.recv(&mut buf).is_ok() {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         });
-        Ok(UdpCounter { count })
+        Ok(UdpCounter { count, sock })
     }
 
     pub fn received(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// Datagrams this socket dropped since it was opened (receive queue
+    /// full): the kernel's `sk_drops`, read with SO_MEMINFO.
+    pub fn overflowed(&self) -> u64 {
+        // From <linux/sock_diag.h>; the libc crate does not define them.
+        const SO_MEMINFO: libc::c_int = 55;
+        const SK_MEMINFO_DROPS: usize = 8;
+        let mut info = [0u32; 9];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: a valid socket and a buffer of `len` bytes.
+        let rc = unsafe {
+            libc::getsockopt(self.sock.as_raw_fd(), libc::SOL_SOCKET, SO_MEMINFO, info.as_mut_ptr().cast(), &mut len)
+        };
+        assert_eq!(rc, 0, "SO_MEMINFO: {}", std::io::Error::last_os_error());
+        u64::from(info[SK_MEMINFO_DROPS])
+    }
+}
+
+fn set_rcvbuf(sock: &UdpSocket, opt: libc::c_int) -> std::io::Result<()> {
+    let bytes: libc::c_int = 8 << 20;
+    // SAFETY: a valid socket and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// A UDP flood running on its own thread until stopped; returns the count.

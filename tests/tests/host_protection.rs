@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mitigator_tests::{
     daemon::{drop_reason, protection_counter},
+    signal::wait_for,
     traffic::{echo_server, tcp_transactions, udp_burst, Flood, UdpCounter},
     Daemon, Lab,
 };
@@ -43,7 +44,7 @@ fn in_scope_dropped_out_of_scope_passes_and_counters_are_exact() -> anyhow::Resu
     udp_burst(&attacker, host.addr(true), 9999, 0, 3, 10)?;
     settle();
     let before = d.status()?;
-    let out_before = out_of_scope.received();
+    let out_before = out_of_scope.received() + out_of_scope.overflowed();
 
     // Each burst is checked on its own: datagrams the kernel dropped before
     // XDP (see Lab::drops_between) are accounted for, never guessed.
@@ -80,7 +81,15 @@ fn in_scope_dropped_out_of_scope_passes_and_counters_are_exact() -> anyhow::Resu
         assert_eq!(delta("passed", "bytes") - in_delta("passed", "bytes"), passed * (UDP4_OVERHEAD + 200));
     }
     assert_eq!(in_scope.received() + in_scope6.received(), 0, "nothing in scope reached the host's sockets");
-    assert_eq!(out_of_scope.received() - out_before + lost_out, passed, "everything out of scope reached the host's socket");
+    // A datagram the socket dropped (its queue full: the counting thread
+    // fell behind on a loaded machine) still reached it; the kernel counts
+    // those. The thread may also still be draining the queue: wait for it.
+    let reached = || out_of_scope.received() + out_of_scope.overflowed() - out_before + lost_out;
+    let _ = wait_for("the out-of-scope socket to drain", Duration::from_secs(10), || Ok((reached() >= passed).then_some(())));
+    if out_of_scope.overflowed() > 0 {
+        eprintln!("note: the out-of-scope socket's queue overflowed {} times (machine under load)", out_of_scope.overflowed());
+    }
+    assert_eq!(reached(), passed, "everything out of scope reached the host's socket");
 
     // The interface saw all of it.
     let eth0 = after["interfaces"].as_array().unwrap().iter().find(|i| i["name"] == "eth0").expect("eth0 in status");
