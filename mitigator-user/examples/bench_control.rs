@@ -13,9 +13,10 @@
 //!                <gap to the last passed probe µs> <last passed probe sent after the 2.01: 0|1>
 //!         probes <sent> <received> <seconds>
 //! bench_control throughput --server IP:PORT --identities ID,ID,… --key KEY
-//!         --prefix 2001:db8:114: --seconds S
-//!     one session per identity, each sending mitigation requests back to
-//!     back (a new mid and a new /128 target each); prints per request
+//!         --prefix 2001:db8:114: --seconds S --first F
+//!     one session per identity (client numbers F, F+1, …), each sending
+//!     mitigation requests back to back (a new mid and a new /128 target
+//!     <prefix><client>:<mid> each); prints per request
 //!         req <client> <finished ms since start> <latency µs> <ok 0|1>
 //! bench_control sessions --server IP:PORT --identity-prefix P --count N --key KEY --concurrency C
 //!     opens N DTLS 1.2 PSK sessions with OpenSSL directly (identities P0 … P<N-1>;
@@ -307,13 +308,16 @@ async fn throughput(f: &Flags<'_>) -> Result<()> {
     let prefix: String = f.get("--prefix")?.into();
     let window = Duration::from_secs(f.num("--seconds")?);
     let key = f.get("--key")?;
+    // Client numbers (and so target addresses) start here: runs in one
+    // daemon never share a target.
+    let first: usize = f.num("--first")?;
     let mut clients = vec![];
     for id in f.get("--identities")?.split(',') {
         clients.push(Arc::new(dots_client(f.get("--server")?, id, key).await?));
     }
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (c, client) in clients.iter().enumerate() {
+    for (c, client) in clients.iter().enumerate().map(|(i, cl)| (first + i, cl)) {
         let (client, prefix) = (client.clone(), prefix.clone());
         // Each client has a /112 of its own: targets never collide.
         tasks.spawn(async move {

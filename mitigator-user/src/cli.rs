@@ -334,6 +334,8 @@ pub fn render_status(st: &Status) -> String {
     out.push_str(&format!("{t}\n"));
     out.push_str(&format!("accept-list: {}\ndrop-list: {}\n", list_or_empty(&st.accept_list), list_or_empty(&st.drop_list)));
     out.push_str(&render_guard(&st.guard));
+    let c = st.commits;
+    out.push_str(&format!("rule-set changes since start: {} in {} generation flips\n", c.changes, c.flips));
     if let Some(e) = &st.escalation {
         out.push_str(&render_escalation(e));
     }

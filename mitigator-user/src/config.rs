@@ -233,6 +233,23 @@ pub struct DataplaneConfig {
     /// destination cache (see README, Architecture). `false` only to measure
     /// or rule out the cache: every packet then pays the full lookup.
     pub dst_cache: bool,
+    /// How long after a generation flip the old generation is left alone
+    /// before it is rewritten, in milliseconds (see README, Architecture:
+    /// changes within it share one flip). An XDP run ends within
+    /// microseconds on an ordinary kernel; raise it on PREEMPT_RT kernels,
+    /// where a run can be preempted.
+    #[serde(deserialize_with = "grace_ms")]
+    pub grace_ms: u64,
+}
+
+fn grace_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if !(1..=10_000).contains(&v) {
+        return Err(serde::de::Error::custom(format!(
+            "{v} ms: must be from 1 to 10000 (the default, 20, is far above an XDP run on an ordinary kernel)"
+        )));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -459,6 +476,7 @@ impl Default for DataplaneConfig {
             reflection_ports: DEFAULT_REFLECTION_PORTS.to_vec(),
             stats_interval_ms: 1000,
             dst_cache: true,
+            grace_ms: crate::dataplane::GRACE.as_millis() as u64,
         }
     }
 }
@@ -671,6 +689,8 @@ mod tests {
         let e = Config::parse("[dataplane]\nstats_interval_ms = 5\n").unwrap_err();
         assert!(e.contains("dataplane.stats_interval_ms = 5"), "{e}");
 
+        let e = Config::parse("[dataplane]\ndst_cache = true\ngrace_ms = 0\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("grace_ms") && e.contains("from 1 to 10000"), "{e}");
         let e = Config::parse("[signal]\nguard = true\nguard_bytes_per_s = 0\n").unwrap_err();
         assert!(e.contains("line 3") && e.contains("guard_bytes_per_s") && e.contains("at least 1514"), "{e}");
         let e = Config::parse("[signal]\nguard_bytes_per_s = 99999999999\n").unwrap_err();

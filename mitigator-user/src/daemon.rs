@@ -34,7 +34,11 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     }
     info!(config = ?config, socket = %cfg.daemon.socket.display(), "mitigator starting");
 
-    let mut dataplane = Dataplane::open(&DataplaneOptions { pin_dir: Some(cfg.dataplane.pin_dir.clone()), dst_cache: cfg.dataplane.dst_cache })
+    let mut dataplane = Dataplane::open(&DataplaneOptions {
+        pin_dir: Some(cfg.dataplane.pin_dir.clone()),
+        dst_cache: cfg.dataplane.dst_cache,
+        grace: std::time::Duration::from_millis(cfg.dataplane.grace_ms),
+    })
         .context("cannot load the XDP program (are you root, and is bpffs mounted at /sys/fs/bpf?)")?;
     attach_all(&mut dataplane, &cfg)?;
     let store = Store::open(&cfg.daemon.state_dir)?;

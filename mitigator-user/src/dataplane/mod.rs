@@ -10,6 +10,8 @@
 //! dp.detach(iface)                                  unpin + detach
 //! dp.uninstall()                                    detach all, remove every pin
 //! dp.apply(&RuleSet)                                atomic: (grace since the last flip) inactive generation, flags, flip
+//! dp.prepare(&RuleSet) -> Prepared                   compile + refuse, maps untouched; dp.commit(p) = the write and flip
+//! dp.grace_left() / dp.ids_in_force()               for group commit (registry::batch)
 //! dp.active_generation() -> u32
 //! dp.set_reflection_ports(&[u16])
 //! dp.target_stats(id) / dp.reset_target_stats(id)   summed over CPUs / zeroed
@@ -50,7 +52,7 @@ use mitigator_common::{Counter, IfaceStats, TargetStats};
 
 pub use attach::{AttachMode, AttachedMode};
 pub use acl::{port_ranges, AclAction, AclEntry, AclError, AclFamily, AclMatch, BitmaskMatch, PortOp};
-pub use rules::{RuleSet, TargetRule};
+pub use rules::{Prepared, RuleSet, TargetRule, GRACE};
 
 /// How to open the data plane.
 #[derive(Clone, Debug)]
@@ -63,11 +65,14 @@ pub struct DataplaneOptions {
     /// (`mitigator_common::DstCacheEntry`). On by default; off only to
     /// measure (or rule out) the cache. Takes effect at the next `apply`.
     pub dst_cache: bool,
+    /// How long `commit` leaves the old generation alone after a flip
+    /// (`rules::GRACE` by default).
+    pub grace: std::time::Duration,
 }
 
 impl Default for DataplaneOptions {
     fn default() -> Self {
-        DataplaneOptions { pin_dir: None, dst_cache: true }
+        DataplaneOptions { pin_dir: None, dst_cache: true, grace: GRACE }
     }
 }
 
@@ -92,6 +97,8 @@ pub struct Dataplane {
     epoch: u32,
     /// `DataplaneOptions::dst_cache`.
     dst_cache: bool,
+    /// `DataplaneOptions::grace`.
+    grace: std::time::Duration,
 }
 
 impl Dataplane {
@@ -110,6 +117,7 @@ impl Dataplane {
             iface_slots: vec![],
             epoch: 0,
             dst_cache: opts.dst_cache,
+            grace: opts.grace,
         };
         (dp.active, dp.epoch) = rules::read_active(&mut dp.ebpf)?;
         if adopted {
@@ -176,9 +184,35 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Installs `rules` atomically (see `rules::apply`).
+    /// Installs `rules` atomically: `prepare`, then `commit`.
     pub fn apply(&mut self, rules: &RuleSet) -> Result<()> {
-        rules::apply(self, rules)
+        let p = self.prepare(rules)?;
+        self.commit(p)
+    }
+
+    /// Compiles `rules` and refuses what cannot be installed, without
+    /// touching the maps (see `rules::Prepared`).
+    pub fn prepare(&self, rules: &RuleSet) -> Result<Prepared> {
+        rules::prepare(self, rules)
+    }
+
+    /// Writes a prepared rule set into the inactive generation and flips
+    /// to it, first waiting out `grace_left` (see `rules`).
+    pub fn commit(&mut self, prepared: Prepared) -> Result<()> {
+        rules::commit(self, prepared)
+    }
+
+    /// How long a `commit` now would wait (the rest of `GRACE` since the
+    /// last flip): changes prepared meanwhile can share one flip.
+    pub fn grace_left(&self) -> std::time::Duration {
+        rules::grace_left(self)
+    }
+
+    /// Target ids the program enforces now (the active generation's
+    /// policies). A registry must not hand such an id to a new target
+    /// before the flip that retires it.
+    pub fn ids_in_force(&self) -> impl Iterator<Item = u32> + '_ {
+        self.gens[self.active as usize].policies.keys().copied()
     }
 
     /// Sets the UDP source ports that `DROP_REFLECTION` drops.

@@ -1,19 +1,23 @@
 //! Rule sets, generations and diffs.
 //!
-//! Every rule map holds two generations (see `mitigator_common`). `apply`:
-//! 1. compiles the `RuleSet` into the exact map contents (`GenContents`);
-//! 2. writes the *inactive* generation as a diff against what it holds
-//!    (we mirror each generation's contents, read back from the maps when
-//!    pinned maps are adopted);
+//! Every rule map holds two generations (see `mitigator_common`). `apply`
+//! is `prepare` then `commit`:
+//! 1. `prepare` compiles the `RuleSet` into the exact map contents
+//!    (`GenContents`) and assigns ACL slots: every refusal of the rule set
+//!    itself (capacity, ACL) happens here, before any map is touched;
+//! 2. `commit` writes the *inactive* generation as a diff against what it
+//!    holds (we mirror each generation's contents, read back from the maps
+//!    when pinned maps are adopted);
 //! 3. flips `CONFIG_ACTIVE` to that generation, its `gen_flags` and a new
 //!    epoch (one 8-byte array write: a packet sees either the old or the
 //!    new set, and every CPU's destination cache goes stale at once);
 //! 4. notes the time of the flip. The old generation is left as it is:
-//!    the next `apply` writes into it (a diff against what it holds), after
-//!    waiting out what remains of the grace period since this flip (GRACE),
+//!    the next `commit` writes into it (a diff against what it holds),
+//!    after waiting out what remains of the grace period since this flip,
 //!    so that no program run that read the old generation number still
 //!    reads it. A change is therefore in force as soon as the flip is
-//!    done, and the wait only falls on changes less than GRACE apart.
+//!    done, and the wait only falls on changes less than the grace apart
+//!    (the registry lets those share one flip: `registry::batch`).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -42,14 +46,14 @@ use super::{
     map_mut, Dataplane,
 };
 
-/// How long `apply` waits after flipping the generation before rewriting
-/// the old one. An XDP program runs to completion inside one NAPI poll (or
-/// one generic-XDP receive) under rcu_read_lock with preemption disabled, so
-/// a run that read the old generation number ends within microseconds; this
-/// is several orders of magnitude above that, and cheap for a control plane
-/// that applies a few changes per second. (An exact alternative is a
-/// synchronize_rcu() from userspace: the kernel runs one on every update of
-/// a map-of-maps; not needed at this rate.)
+/// How long `commit` waits by default after flipping the generation
+/// before rewriting the old one (`DataplaneOptions::grace`). An XDP
+/// program runs to completion inside one NAPI poll (or one generic-XDP
+/// receive) under rcu_read_lock with preemption disabled, so a run that
+/// read the old generation number ends within microseconds; this is
+/// several orders of magnitude above that. (An exact alternative is a
+/// synchronize_rcu() from userspace: the kernel runs one on every update
+/// of a map-of-maps; it usually takes longer than this.)
 pub const GRACE: Duration = Duration::from_millis(20);
 
 /// A complete rule set: what `apply` installs.
@@ -92,7 +96,7 @@ pub(super) struct GenContents {
     accept_v6: BTreeSet<([u8; 16], u8)>,
     drop_v4: BTreeSet<([u8; 4], u8)>,
     drop_v6: BTreeSet<([u8; 16], u8)>,
-    policies: BTreeMap<u32, Policy>,
+    pub(super) policies: BTreeMap<u32, Policy>,
     pub(super) acl: AclContents,
     /// What the (shared, not generational) guard map held when this
     /// generation was written; non-empty sets its `GUARD` flag.
@@ -437,31 +441,55 @@ pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<GenContents> {
     Ok(g)
 }
 
-/// See the module docs.
-pub(super) fn apply(dp: &mut Dataplane, rules: &RuleSet) -> Result<()> {
+/// A rule set compiled against the generations as they are: everything
+/// `apply` can refuse for the rule set itself (capacity, ACL slots) is
+/// refused here. `commit` then only writes and flips.
+pub struct Prepared {
+    rules: RuleSet,
+    want: GenContents,
+    /// ACL slots that no generation uses yet (reset before use).
+    fresh: Vec<u32>,
+    /// The epoch the slots were assigned against.
+    epoch: u32,
+}
+
+pub(super) fn prepare(dp: &Dataplane, rules: &RuleSet) -> Result<Prepared> {
     let (slots, fresh) = acl::assign_slots([&dp.gens[0].acl, &dp.gens[1].acl], &rules.acl)?;
     let want = GenContents::compile(rules, &slots)?;
+    Ok(Prepared { rules: rules.clone(), want, fresh, epoch: dp.epoch })
+}
+
+/// See the module docs.
+pub(super) fn commit(dp: &mut Dataplane, mut p: Prepared) -> Result<()> {
+    if p.epoch != dp.epoch {
+        // A flip since `prepare`: slots are assigned against other contents.
+        p = prepare(dp, &p.rules)?;
+    }
     let next = dp.active ^ 1;
     // `next` was read by packets until the last flip: let their runs end.
-    if let Some(flipped) = dp.last_flip {
-        std::thread::sleep(GRACE.saturating_sub(flipped.elapsed()));
-    }
+    std::thread::sleep(grace_left(dp));
     // New ACL entries start from zero (no generation uses these slots yet).
-    acl::reset_slots(&mut dp.ebpf, &fresh)?;
-    guard::write(&mut dp.ebpf, &rules.guard)?;
-    write_gen_tracked(dp, next, &want)?;
+    acl::reset_slots(&mut dp.ebpf, &p.fresh)?;
+    guard::write(&mut dp.ebpf, &p.rules.guard)?;
+    write_gen_tracked(dp, next, &p.want)?;
     // The flip: from here new packets read `next`, its flags and a new
     // epoch (which also empties every CPU's destination cache; never 0).
     let epoch = match dp.epoch.wrapping_add(1) {
         0 => 1,
         e => e,
     };
-    let flags = want.flags() | if dp.dst_cache { gf::DST_CACHE } else { 0 };
+    let flags = p.want.flags() | if dp.dst_cache { gf::DST_CACHE } else { 0 };
     config(&mut dp.ebpf)?.set(CONFIG_ACTIVE, config_word(epoch, next, flags), 0).context("flipping CONFIG_ACTIVE")?;
     dp.active = next;
     dp.epoch = epoch;
     dp.last_flip = Some(std::time::Instant::now());
     Ok(())
+}
+
+/// What remains of the grace period since the last flip: a `commit` now
+/// would wait this long before writing.
+pub(super) fn grace_left(dp: &Dataplane) -> Duration {
+    dp.last_flip.map_or(Duration::ZERO, |flipped| dp.grace.saturating_sub(flipped.elapsed()))
 }
 
 /// `write_gen` keeping the mirror right: on failure the generation is read

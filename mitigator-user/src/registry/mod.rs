@@ -7,12 +7,14 @@
 //! data plane as one atomic swap, and only then answer. It also samples the
 //! data plane's counters on a tick (for rates) and expires lifetimes.
 
+mod batch;
 mod control;
 mod datachannel;
 mod dots;
 
 pub use datachannel::{Content, DcClient, DcOp, DcReply};
 
+pub use batch::Commits;
 pub use dots::{DotsNotice, DotsPutReply};
 
 use std::{
@@ -166,6 +168,9 @@ pub struct Status {
     /// (`signal.guard`); empty when the guard is off.
     #[serde(default)]
     pub guard: Vec<GuardStatus>,
+    /// Rule-set changes and generation flips since the daemon started.
+    #[serde(default)]
+    pub commits: Commits,
 }
 
 /// One guarded listener and what its entry matched since the daemon first
@@ -343,6 +348,8 @@ struct Owner_ {
     /// Per guarded listener (`compiler::guard::listeners`): whether
     /// something could drop its traffic, as of the last rule set applied.
     guard_in_force: Vec<bool>,
+    /// The deferred commit and the answers waiting for it.
+    batch: batch::Batch,
 }
 
 fn now_unix() -> u64 {
@@ -370,6 +377,7 @@ impl Owner_ {
             escalation: None,
             dc,
             guard_in_force: Default::default(),
+            batch: Default::default(),
         };
         owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
@@ -395,21 +403,42 @@ impl Owner_ {
         let interval = Duration::from_millis(self.cfg.dataplane.stats_interval_ms);
         let mut next_tick = Instant::now();
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let until_tick = next_tick.saturating_duration_since(Instant::now());
+            let wait = self.flush_due().map_or(until_tick, |due| due.min(until_tick));
             match rx.recv_timeout(wait) {
                 Ok(Command::Shutdown { uninstall, reply }) => {
+                    if self.batch.waiting() {
+                        self.flush();
+                    }
                     let r = self.shutdown(uninstall);
                     let _ = reply.send(r);
                     return;
                 }
-                Ok(cmd) => self.handle(cmd),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.sample();
-                    self.expire();
-                    self.dots_tick();
-                    next_tick = Instant::now() + interval.min(self.until_dots_deadline());
+                Ok(cmd) => {
+                    self.batch.begin_command();
+                    self.handle(cmd);
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if self.batch.waiting() {
+                        self.flush();
+                    }
+                    return;
+                }
+            }
+            if self.flush_due().is_some_and(|due| due.is_zero()) {
+                self.flush();
+            }
+            // Checked after every command too, so that a steady stream of
+            // requests cannot hold the tick off.
+            if Instant::now() >= next_tick {
+                if self.batch.failed() && !self.batch.waiting() {
+                    self.flush();
+                }
+                self.sample();
+                self.expire();
+                self.dots_tick();
+                next_tick = Instant::now() + interval.min(self.until_dots_deadline());
             }
         }
     }
@@ -417,63 +446,85 @@ impl Owner_ {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Protect(owner, spec, reply) => {
-                let _ = reply.send(self.protect(owner, spec));
+                let r = self.protect(owner, spec);
+                self.respond(reply, r);
             }
             Command::Unprotect(sel, reply) => {
-                let _ = reply.send(self.unprotect(&sel));
+                let r = self.unprotect(&sel);
+                self.respond(reply, r);
             }
             Command::Status(reply) => {
-                let _ = reply.send(Ok(self.status()));
+                let r = Ok(self.status());
+                self.respond(reply, r);
             }
             Command::ChangeList { kind, add, remove, reply } => {
-                let _ = reply.send(self.change_list(kind, add, remove));
+                let r = self.change_list(kind, add, remove);
+                self.respond(reply, r);
             }
             Command::DotsPut { client, req, prefixes, if_match, reply } => {
-                let _ = reply.send(self.dots_put(client, req, prefixes, if_match));
+                let r = self.dots_put(client, req, prefixes, if_match);
+                self.respond(reply, r);
             }
             Command::DotsGet { cuid, mid, reply } => {
-                let _ = reply.send(self.dots_get(&cuid, mid));
+                let r = self.dots_get(&cuid, mid);
+                self.respond(reply, r);
             }
             Command::DotsDelete { cuid, mid, reply } => {
-                let _ = reply.send(self.dots_delete(&cuid, mid));
+                let r = self.dots_delete(&cuid, mid);
+                self.respond(reply, r);
             }
             Command::DotsSession { cuid, up } => self.dots_session(&cuid, up),
             Command::DotsConfigPut { cuid, sid, body, reply } => {
-                let _ = reply.send(self.dots_config_put(&cuid, sid, &body));
+                let r = self.dots_config_put(&cuid, sid, &body);
+                self.respond(reply, r);
             }
             Command::DotsConfigGet { cuid, sid, reply } => {
-                let _ = reply.send(self.dots_config_get(&cuid, sid));
+                let r = self.dots_config_get(&cuid, sid);
+                self.respond(reply, r);
             }
             Command::DotsConfigDelete { cuid, reply } => {
-                let _ = reply.send(self.dots_config_delete(&cuid));
+                let r = self.dots_config_delete(&cuid);
+                self.respond(reply, r);
             }
             Command::DotsSessionParams { cuid, reply } => {
-                let _ = reply.send(self.dots_session_params(&cuid));
+                let r = self.dots_session_params(&cuid);
+                self.respond(reply, r);
             }
             Command::DotsSetStatus { cuid, mid, status, reply } => {
-                let _ = reply.send(self.dots_set_status(&cuid, mid, status));
+                let r = self.dots_set_status(&cuid, mid, status);
+                self.respond(reply, r);
             }
             Command::SetEscalation(report) => self.escalation = Some(report),
             Command::DataChannel { client, op, reply } => {
-                let _ = reply.send(self.dc_op(&client, op));
+                let r = self.dc_op(&client, op);
+                self.respond(reply, r);
             }
             Command::ResolveAliases { cuid, names, reply } => {
                 self.dc_touch(&cuid);
-                let _ = reply.send(self.dc_resolve_aliases(&cuid, &names));
+                let r = self.dc_resolve_aliases(&cuid, &names);
+                self.respond(reply, r);
             }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
 
-    /// Applies the whole desired state to the data plane (one atomic swap).
+    /// Applies the whole desired state to the data plane (one atomic swap,
+    /// possibly shared with other changes: see `batch`).
     fn apply(&mut self) -> anyhow::Result<()> {
         self.apply_with(false)
     }
 
     /// `apply`, where `strict_acl` makes a refused ACL set an error (a
     /// data-channel change is then refused and rolled back) instead of a
-    /// rule set applied without ACLs (everything else).
+    /// rule set applied without ACLs (everything else). A strict change
+    /// commits at once: it is rolled back on any failure.
     fn apply_with(&mut self, strict_acl: bool) -> anyhow::Result<()> {
+        let plan = self.plan(strict_acl)?;
+        self.enforce_or_defer(plan, strict_acl)
+    }
+
+    /// Compiles the whole desired state and prepares it on the data plane.
+    fn plan(&mut self, strict_acl: bool) -> anyhow::Result<batch::Plan> {
         let protections: Vec<Protection> = self.protections.values().cloned().collect();
         let mut rules = compiler::compile(&protections, &self.accept, &self.drop);
         // Data-channel requests are checked before they are stored, so this
@@ -492,24 +543,23 @@ impl Owner_ {
         // ACL and before in-scope targets' countermeasures.
         let listeners = compiler::guard::listeners(&self.cfg);
         rules.guard = listeners.iter().map(compiler::guard::Listener::entry).collect();
-        rules.acl = clients.clone();
-        let (base, active) = self.dc_leaving(&clients);
-        if let Err(e) = self.dp().apply(&rules) {
-            let acl_refused = e.chain().any(|c| c.downcast_ref::<crate::dataplane::AclError>().is_some());
-            if strict_acl || !acl_refused || clients.is_empty() {
-                return Err(e);
+        rules.acl = clients;
+        let e = match self.dp().prepare(&rules) {
+            Ok(prepared) => {
+                let guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, !rules.acl.is_empty());
+                return Ok(batch::Plan { prepared, acl: rules.acl, guard_in_force });
             }
-            warn!(error = %format!("{e:#}"), "the data plane refuses the data-channel ACLs; applying the rule set without them");
-            rules.acl = vec![];
-            let (base, active) = self.dc_leaving(&[]);
-            self.dp().apply(&rules)?;
-            self.dc_applied(base, active);
-            self.guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, false);
-            return Ok(());
+            Err(e) => e,
+        };
+        let acl_refused = e.chain().any(|c| c.downcast_ref::<crate::dataplane::AclError>().is_some());
+        if strict_acl || !acl_refused || rules.acl.is_empty() {
+            return Err(e);
         }
-        self.dc_applied(base, active);
-        self.guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, !clients.is_empty());
-        Ok(())
+        warn!(error = %format!("{e:#}"), "the data plane refuses the data-channel ACLs; applying the rule set without them");
+        rules.acl = vec![];
+        let prepared = self.dp().prepare(&rules)?;
+        let guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, false);
+        Ok(batch::Plan { prepared, acl: vec![], guard_in_force })
     }
 
     fn resolve_countermeasures(&self, spec: &ProtectionSpec) -> Result<Vec<Countermeasure>, RegistryError> {
@@ -541,7 +591,13 @@ impl Owner_ {
     }
 
     fn allocate_id(&self) -> Result<u32, RegistryError> {
-        (0..MAX_TARGETS).find(|id| !self.protections.contains_key(id)).ok_or_else(|| {
+        // Not an id the data plane still enforces for a protection removed
+        // in a deferred batch (see `batch`): its counters would mix.
+        let retiring: Vec<u32> = match &self.dataplane {
+            Some(dp) => dp.ids_in_force().filter(|id| !self.protections.contains_key(id)).collect(),
+            None => vec![],
+        };
+        (0..MAX_TARGETS).find(|id| !self.protections.contains_key(id) && !retiring.contains(id)).ok_or_else(|| {
             RegistryError::Full(format!("all {MAX_TARGETS} protection slots are in use; remove some first"))
         })
     }
@@ -689,6 +745,7 @@ impl Owner_ {
             drop_list: self.drop.clone(),
             escalation: self.escalation.clone(),
             guard: self.guard_status(),
+            commits: self.batch.totals,
         }
     }
 

@@ -21,7 +21,9 @@ use crate::step;
 pub struct Plan {
     pub warmup: usize,
     pub requests: usize,
-    pub tput_clients: usize,
+    /// Client counts, one throughput run each (a lone client shows the
+    /// grace period's bound; more clients share flips).
+    pub tput_clients: &'static [usize],
     pub tput_seconds: u64,
     pub sessions: usize,
 }
@@ -29,8 +31,8 @@ pub struct Plan {
 pub const PLAN: Plan = Plan {
     warmup: 10,
     requests: 200,
-    tput_clients: 4,
-    tput_seconds: 15,
+    tput_clients: &[1, 4, 16],
+    tput_seconds: 10,
     sessions: 10_000,
 };
 
@@ -55,7 +57,7 @@ pub fn run(example: &Path, work: &Path) -> anyhow::Result<Control> {
     let load_start = loadavg();
     // Memory first, in a daemon of its own: nothing else has run in it.
     let memory = memory::run(example, PLAN.sessions)?;
-    let lab = cl::start("mtgc", &lat::tput_domain(PLAN.tput_clients))?;
+    let lab = cl::start("mtgc", &lat::tput_domain(PLAN.tput_clients.iter().sum()))?;
     let latency = lat::latency(example, &lab, PLAN.warmup, PLAN.requests, work)?;
     step(&format!(
         "control: request → first drop p50 {:.2} ms p99 {:.2} ms; request → 2.01 p50 {:.2} ms p99 {:.2} ms",
@@ -64,11 +66,14 @@ pub fn run(example: &Path, work: &Path) -> anyhow::Result<Control> {
         ms(pct(&acks(&latency), 0.5)),
         ms(pct(&acks(&latency), 0.99))
     ));
-    let throughput = lat::throughput(example, &lab, PLAN.tput_clients, PLAN.tput_seconds)?;
-    step(&format!(
-        "control: {:.1} mitigations/s (2.01s) sustained",
-        rate(&throughput)
-    ));
+    let mut throughput = vec![];
+    let mut first = 0;
+    for &clients in PLAN.tput_clients {
+        let tp = lat::throughput(example, &lab, first, clients, PLAN.tput_seconds)?;
+        step(&format!("control: {clients} clients: {:.1} mitigations/s (2.01s) sustained", rate(&tp)));
+        first += clients;
+        throughput.push(tp);
+    }
     drop(lab);
     let mut table = table(&latency, &throughput, &memory);
     table.row(vec![
@@ -192,12 +197,12 @@ fn throughput_rows(t: &mut Table, tp: &Throughput) {
     let lat: Vec<u64> = ok_requests(tp).map(|r| r.2).collect();
     let failed = tp.requests.len() - lat.len();
     t.row(vec![
-        "mitigation requests/s (sustained, 2.01s per second)".into(),
+        format!("mitigation requests/s, {} client{} (sustained, 2.01s per second)", tp.clients, if tp.clients == 1 { "" } else { "s" }),
         format!("{:.1}/s (per second: min {}, median {}, max {})", rate(tp), pct(&ps, 0.0), pct(&ps, 0.5), pct(&ps, 1.0)),
         format!("{} clients (sessions), back to back, each request a new mid and /128 target; {} s; {} 2.01s, {failed} failed", tp.clients, tp.window_s, lat.len()),
     ]);
     t.row(vec![
-        "latency under that load (request → 2.01)".into(),
+        format!("latency under that load, {} client{} (request → 2.01)", tp.clients, if tp.clients == 1 { "" } else { "s" }),
         format!("p50 {:.2} ms, p99 {:.2} ms", ms(pct(&lat, 0.5)), ms(pct(&lat, 0.99))),
         format!("DOTS protections at the end: {}", tp.protections_after),
     ]);
@@ -226,14 +231,16 @@ fn memory_row(t: &mut Table, who: &str, h: &Held, note: &str) {
     ]);
 }
 
-fn table(l: &Latency, tp: &Throughput, m: &Memory) -> Table {
+fn table(l: &Latency, tps: &[Throughput], m: &Memory) -> Table {
     let mut t = Table::new(
         "control_plane",
         "Control plane (DOTS)",
         &["measure", "result", "details"],
     );
     latency_rows(&mut t, l);
-    throughput_rows(&mut t, tp);
+    for tp in tps {
+        throughput_rows(&mut t, tp);
+    }
     memory_row(
         &mut t,
         "mitigator (ours)",
@@ -306,11 +313,12 @@ gaps that occurred) plus the time a probe takes to reach the host's XDP hook. Th
 design rule that a 2.01 is sent only once the rules are in the maps: the first dropped probe must have been sent \
 before the 2.01 arrived, and no probe sent after the 2.01 may pass. Probe accounting cross-checks that the \
 missing probes are the ones the XDP program counted as dropped for these mitigations (`mitigator status --json`).\n\n\
-**Requests per second.** {c} DOTS clients (PSK identities of a client domain of their own, one DTLS session \
-each) send mitigation requests back to back for {s} s, one outstanding request per session, each a new mid and \
-a new /128 target (2001:db8:114::<client>:<mid>), in the daemon that served the latency requests; the 2.01s \
-are counted per second of the window, with their latency. Every request adds a protection, so the daemon's \
-rule set grows during the run (the number at the end is given).\n\n\
+**Requests per second.** Runs with {c} DOTS clients in turn (PSK identities of a client domain of their own, \
+one DTLS session each, new clients in each run): each client sends mitigation requests back to back for {s} s, \
+one outstanding request per session, each a new mid and a new /128 target (2001:db8:114::<client>:<mid>), in \
+the daemon that served the latency requests; the 2.01s are counted per second of the window, with their \
+latency. Every request adds a protection and earlier runs' protections stay, so the daemon's rule set grows \
+during the runs (the number at the end of each is given).\n\n\
 **Memory with {m} idle DOTS sessions.** A fresh daemon whose config has a client domain with {m} PSK \
 identities (idle-0 …; the DTLS server keeps at most 10,000 peers, `DtlsOptions::max_sessions`'s default, \
 so exactly {m} fit and nothing else may connect meanwhile). `bench_control sessions` opens {m} DTLS sessions \
@@ -325,14 +333,17 @@ CoAP/DTLS server with no DOTS state, no heartbeats and no per-client registry, n
 (the issue names no side-by-side for the control plane). Numbers are noisy: 2 cores shared with other builds \
 (load averages in the table).\n\n\
 **Reading the figures** (from the code, not measured separately). One registry thread owns the state and \
-handles one request at a time: it stores the request (redb commits), compiles the whole rule set, and applies \
-it (`Dataplane::apply`: wait until 20 ms have passed since the previous flip, write the inactive \
-generation, flip); the 2.01 is sent after `apply` returns, so packets are dropped from before the 2.01 on. \
-Changes closer together than the 20 ms grace period wait for it, so requests/s is bounded by about 50 per \
-second whatever the number of clients (latency under load is the time per request multiplied by the queue).",
+handles one request at a time: it stores the request (redb commits), compiles the whole rule set and checks it \
+against the data plane (`Dataplane::prepare`). After a generation flip the old generation is left alone for \
+the 20 ms grace period; a change made within it is not flipped at once: the registry handles whatever else is \
+queued until the grace has passed, then writes and flips once for all of them (`Dataplane::commit`), and only \
+then sends their 2.01s (group commit, `registry::batch`), so packets are still dropped from before the 2.01 on. \
+A lone client, which sends its next request only after the 2.01, always lands within the grace of its own \
+last flip: about 50 requests/s. More clients share flips, up to the time the registry spends per request \
+(store and compile, which grows with the rule set).",
         w = PLAN.warmup,
         n = PLAN.requests,
-        c = PLAN.tput_clients,
+        c = PLAN.tput_clients.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
         s = PLAN.tput_seconds,
         m = PLAN.sessions,
         settle = 5,

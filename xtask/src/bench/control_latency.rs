@@ -139,11 +139,13 @@ pub fn latency(example: &Path, lab: &SignalLab, warmup: usize, count: usize, wor
     })
 }
 
-pub fn throughput(example: &Path, lab: &SignalLab, clients: usize, seconds: u64) -> anyhow::Result<Throughput> {
+/// `clients` sessions, identities `tput-<first>` on (each run its own
+/// clients and targets: earlier runs' mitigations stay in the daemon).
+pub fn throughput(example: &Path, lab: &SignalLab, first: usize, clients: usize, seconds: u64) -> anyhow::Result<Throughput> {
     step(&format!(
         "control: {clients} DOTS clients sending mitigation requests back to back for {seconds} s"
     ));
-    let ids: Vec<String> = (0..clients).map(|i| format!("tput-{i}")).collect();
+    let ids: Vec<String> = (first..first + clients).map(|i| format!("tput-{i}")).collect();
     let args: Vec<String> = [
         "throughput",
         "--server",
@@ -156,6 +158,8 @@ pub fn throughput(example: &Path, lab: &SignalLab, clients: usize, seconds: u64)
         TPUT_PREFIX,
         "--seconds",
         &seconds.to_string(),
+        "--first",
+        &first.to_string(),
     ]
     .map(String::from)
     .to_vec();
