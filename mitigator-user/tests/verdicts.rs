@@ -661,6 +661,28 @@ fn apply_swaps_rule_sets() {
     assert_target(&d, 9, (0, 0), &[]);
 }
 
+/// `prepare` checks without touching the maps; `commit` puts it in force;
+/// a rule set prepared before another flip is refused (its ACL slots were
+/// assigned against other contents) and changes nothing.
+#[test]
+fn prepare_touches_nothing_and_a_stale_plan_is_refused() {
+    let mut d = dp();
+    let to_dst = PacketBuilder::ipv4(SRC4, DST4).udp(1, 53).build();
+    let plan = d.prepare(&drop_all()).unwrap();
+    assert_eq!(d.active_generation(), 0);
+    assert_eq!(d.test_run(&to_dst).unwrap(), XDP_PASS, "prepared, not in force");
+    d.commit(plan).unwrap();
+    assert_eq!(d.active_generation(), 1);
+    assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP);
+
+    let stale = d.prepare(&RuleSet::default()).unwrap();
+    d.apply(&drop_all()).unwrap();
+    let e = d.commit(stale).unwrap_err().to_string();
+    assert!(e.contains("prepare it again"), "{e}");
+    assert_eq!(d.active_generation(), 0, "the refused plan did not flip");
+    assert_eq!(d.test_run(&to_dst).unwrap(), XDP_DROP);
+}
+
 /// Pins the calling thread to CPU 0: test runs then use one CPU's
 /// destination cache, so a repeated destination is served from it.
 fn pin_to_cpu0() {

@@ -445,8 +445,8 @@ pub(super) fn read_gen(ebpf: &mut Ebpf, gen: u32) -> Result<GenContents> {
 /// `apply` can refuse for the rule set itself (capacity, ACL slots) is
 /// refused here. `commit` then only writes and flips.
 pub struct Prepared {
-    rules: RuleSet,
     want: GenContents,
+    guard: Vec<GuardEntry>,
     /// ACL slots that no generation uses yet (reset before use).
     fresh: Vec<u32>,
     /// The epoch the slots were assigned against.
@@ -456,21 +456,19 @@ pub struct Prepared {
 pub(super) fn prepare(dp: &Dataplane, rules: &RuleSet) -> Result<Prepared> {
     let (slots, fresh) = acl::assign_slots([&dp.gens[0].acl, &dp.gens[1].acl], &rules.acl)?;
     let want = GenContents::compile(rules, &slots)?;
-    Ok(Prepared { rules: rules.clone(), want, fresh, epoch: dp.epoch })
+    Ok(Prepared { want, guard: rules.guard.clone(), fresh, epoch: dp.epoch })
 }
 
 /// See the module docs.
-pub(super) fn commit(dp: &mut Dataplane, mut p: Prepared) -> Result<()> {
-    if p.epoch != dp.epoch {
-        // A flip since `prepare`: slots are assigned against other contents.
-        p = prepare(dp, &p.rules)?;
-    }
+pub(super) fn commit(dp: &mut Dataplane, p: Prepared) -> Result<()> {
+    // ACL slots were assigned against the generations as they were.
+    ensure!(p.epoch == dp.epoch, "the rule set was prepared before the last flip: prepare it again");
     let next = dp.active ^ 1;
     // `next` was read by packets until the last flip: let their runs end.
     std::thread::sleep(grace_left(dp));
     // New ACL entries start from zero (no generation uses these slots yet).
     acl::reset_slots(&mut dp.ebpf, &p.fresh)?;
-    guard::write(&mut dp.ebpf, &p.rules.guard)?;
+    guard::write(&mut dp.ebpf, &p.guard)?;
     write_gen_tracked(dp, next, &p.want)?;
     // The flip: from here new packets read `next`, its flags and a new
     // epoch (which also empties every CPU's destination cache; never 0).
