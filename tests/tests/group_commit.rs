@@ -79,3 +79,38 @@ fn concurrent_requests_share_flips_and_each_answer_means_in_force() -> anyhow::R
     assert!(text.contains("rule-set changes since start:"), "{text}");
     Ok(())
 }
+
+/// A deferred flip that the kernel refuses (here another tool froze the
+/// pinned CONFIG map, so no process can write it any more) is never
+/// acknowledged: the request gets an internal error saying that the change
+/// is stored but not enforced, the daemon keeps answering, and the change
+/// stays in its state to be retried.
+#[test]
+fn a_refused_deferred_flip_is_reported_not_acknowledged() -> anyhow::Result<()> {
+    let mut lab = Lab::new("mtg-gf")?;
+    let host = lab.add_host("host", 10)?;
+    // 5 s of grace: the second request surely comes within it.
+    let d = Daemon::start(&host, "group-fail", "interfaces = [\"eth0\"]\nattach_mode = \"native\"\ngrace_ms = 5000", "")?;
+    d.cli(&["protect", "198.51.100.1", "--countermeasure", "drop-all"])?;
+    let mut freeze = Command::new("bpftool");
+    freeze.args(["map", "freeze", "pinned"]).arg(d.pin_dir.join("MTG_CONFIG"));
+    run(freeze)?;
+
+    let out = d.cli_raw(&["protect", "198.51.100.2", "--countermeasure", "drop-all"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a change that is not in force is not acknowledged");
+    assert!(
+        err.contains("stored but the data plane refused to enforce it") && err.contains("send the request again"),
+        "the error says what happened and what to do: {err}"
+    );
+    let st = d.status()?;
+    let stored: Vec<String> = st["protections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["spec"]["prefixes"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()))
+        .collect();
+    assert!(stored.contains(&"198.51.100.2/32".to_string()), "the change is kept to be retried: {stored:?}");
+    assert!(d.log().contains("cannot commit the deferred changes"), "and logged");
+    Ok(())
+}

@@ -24,7 +24,7 @@
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use dots_proto::{data::restconf::ErrorTag, data::RestconfError, signal::ResponseCode};
 
@@ -59,6 +59,8 @@ pub(super) struct Batch {
     touched: bool,
     /// A deferred commit failed: retry it on the tick.
     failed: bool,
+    /// The last failure's text (logged at warn once, not every tick).
+    last_error: Option<String>,
     /// Changes in the current batch, for the log.
     changes: usize,
     /// Since the daemon started (`mitigator status`).
@@ -203,6 +205,7 @@ impl Owner_ {
         };
         match plan.and_then(|p| self.enforce(p)) {
             Ok(()) => {
+                self.batch.last_error = None;
                 if std::mem::take(&mut self.batch.failed) {
                     info!("the deferred changes are in force after all");
                 }
@@ -210,7 +213,13 @@ impl Owner_ {
             }
             Err(e) => {
                 let why = format!("{e:#}");
-                warn!(error = %why, "cannot commit the deferred changes; they stay stored and are retried every tick");
+                // Once per distinct error: the retry runs every tick.
+                if self.batch.last_error.as_deref() != Some(why.as_str()) {
+                    warn!(error = %why, "cannot commit the deferred changes; they stay stored and are retried every tick");
+                } else {
+                    debug!(error = %why, "the deferred changes still cannot be committed");
+                }
+                self.batch.last_error = Some(why.clone());
                 self.batch.failed = true;
                 self.release(Some(&why));
             }
