@@ -2,12 +2,18 @@
 //! the accept/drop lists. The registry writes here, and waits for the commit,
 //! before it changes the data plane or acknowledges anything, so that no
 //! acknowledged state is lost across a crash or restart.
+//!
+//! Group commit (see `registry::batch`): while the registry defers a flip,
+//! writes are committed with `Durability::None` (no fsync; redb persists
+//! them with the next durable commit, and a crash before it leaves the last
+//! durable state), and `sync` makes them all durable with one fsync before
+//! the flip and before any of them is acknowledged.
 
-use std::path::Path;
+use std::{cell::Cell, path::Path};
 
 use anyhow::Context;
 use ipnet::IpNet;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 
 use crate::{
@@ -30,6 +36,10 @@ const DC_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("dc-client
 
 pub struct Store {
     db: Database,
+    /// Commit without fsync until the next `sync` (`set_lazy`).
+    lazy: Cell<bool>,
+    /// Some commit since the last durable one was not durable.
+    unsynced: Cell<bool>,
 }
 
 impl Store {
@@ -47,7 +57,36 @@ impl Store {
         tx.open_table(META)?;
         tx.open_table(DC_CLIENTS)?;
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store { db, lazy: Cell::new(false), unsynced: Cell::new(false) })
+    }
+
+    /// From now on, commit without fsync (`true`) until `sync`, or durably.
+    pub fn set_lazy(&self, lazy: bool) {
+        self.lazy.set(lazy);
+    }
+
+    /// Whether some write is not durable yet.
+    pub fn unsynced(&self) -> bool {
+        self.unsynced.get()
+    }
+
+    /// Makes every earlier write durable (one fsync), if one is not.
+    pub fn sync(&self) -> anyhow::Result<()> {
+        if self.unsynced.get() {
+            // An empty durable commit persists the non-durable ones before it.
+            self.db.begin_write()?.commit().context("syncing the state database")?;
+            self.unsynced.set(false);
+        }
+        Ok(())
+    }
+
+    fn write(&self) -> anyhow::Result<WriteTransaction> {
+        let mut tx = self.db.begin_write()?;
+        if self.lazy.get() {
+            tx.set_durability(Durability::None)?;
+            self.unsynced.set(true);
+        }
+        Ok(tx)
     }
 
     pub fn protections(&self) -> anyhow::Result<Vec<Protection>> {
@@ -73,14 +112,14 @@ impl Store {
     /// Durably inserts or replaces a protection.
     pub fn put_protection(&self, p: &Protection) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(p)?;
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(PROTECTIONS)?.insert(p.id, bytes.as_slice())?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn remove_protection(&self, id: u32) -> anyhow::Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(PROTECTIONS)?.remove(id)?;
         tx.commit()?;
         Ok(())
@@ -88,7 +127,7 @@ impl Store {
 
     pub fn put_list(&self, kind: ListKind, entries: &[IpNet]) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(entries)?;
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(LISTS)?.insert(kind.name(), bytes.as_slice())?;
         tx.commit()?;
         Ok(())
@@ -109,14 +148,14 @@ impl Store {
 
     pub fn put_dots_mitigation(&self, m: &Mitigation) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(m)?;
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(DOTS_MITIGATIONS)?.insert(dots_key(&m.cuid, m.mid).as_str(), bytes.as_slice())?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn remove_dots_mitigation(&self, cuid: &str, mid: u32) -> anyhow::Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(DOTS_MITIGATIONS)?.remove(dots_key(cuid, mid).as_str())?;
         tx.commit()?;
         Ok(())
@@ -133,7 +172,7 @@ impl Store {
 
     pub fn put_dots_configs(&self, configs: &ConfigTable) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(configs)?;
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(META)?.insert(DOTS_CONFIGS, bytes.as_slice())?;
         tx.commit()?;
         Ok(())
@@ -155,14 +194,14 @@ impl Store {
     /// Durably inserts or replaces a data-channel client with everything it holds.
     pub fn put_dc_client(&self, c: &DcClient) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(c)?;
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(DC_CLIENTS)?.insert(c.cuid.as_str(), bytes.as_slice())?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn remove_dc_client(&self, cuid: &str) -> anyhow::Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.write()?;
         tx.open_table(DC_CLIENTS)?.remove(cuid)?;
         tx.commit()?;
         Ok(())

@@ -1,14 +1,15 @@
 //! Scenario: many mitigation requests at once. Changes that arrive within
 //! one grace period share one generation flip (group commit), and each
 //! request is answered only once its change is in force: a datagram sent to
-//! a target right after its answer is dropped by that target's rule.
+//! a target right after its answer is dropped by that target's rule, and
+//! survives a `kill -9` right after.
 
 use std::{net::IpAddr, process::Command};
 
 use mitigator_tests::{
     daemon::drop_reason,
     traffic::udp_burst,
-    Daemon, Lab,
+    Daemon, Host, Lab,
 };
 
 const N: usize = 12;
@@ -35,28 +36,12 @@ fn concurrent_requests_share_flips_and_each_answer_means_in_force() -> anyhow::R
     run(route)?;
     // A long grace (1 s instead of 20 ms), so that requests sent together
     // surely meet a deferred flip even on a slow machine.
-    let d = Daemon::start(&host, "group-commit", "interfaces = [\"eth0\"]\nattach_mode = \"native\"\ngrace_ms = 1000", "")?;
+    let mut d = Daemon::start(&host, "group-commit", "interfaces = [\"eth0\"]\nattach_mode = \"native\"\ngrace_ms = 1000", "")?;
     // One change first: the flip it makes starts a grace period.
     d.cli(&["protect", "198.51.100.200", "--countermeasure", "drop-all"])?;
     let before = d.status()?["commits"].clone();
 
-    let ids: Vec<u64> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..N)
-            .map(|i| {
-                let (d, attacker) = (&d, &attacker);
-                s.spawn(move || -> anyhow::Result<u64> {
-                    let t = target(i).to_string();
-                    let p: serde_json::Value =
-                        serde_json::from_str(&d.cli(&["protect", &t, "--proto", "udp", "--countermeasure", "drop-all", "--json"])?)?;
-                    // The answer is in: the rule must be in force already.
-                    let sent = udp_burst(attacker, target(i), 9000, 0, 1, 10)?;
-                    anyhow::ensure!(sent == 1);
-                    Ok(p["id"].as_u64().expect("id"))
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().expect("worker")).collect::<anyhow::Result<Vec<u64>>>()
-    })?;
+    let ids = protect_together(&d, &attacker, 0..N)?;
 
     std::thread::sleep(std::time::Duration::from_millis(300));
     let st = d.status()?;
@@ -77,7 +62,41 @@ fn concurrent_requests_share_flips_and_each_answer_means_in_force() -> anyhow::R
     // The text status says it too.
     let text = d.cli(&["status"])?;
     assert!(text.contains("rule-set changes since start:"), "{text}");
+
+    // Their store writes are synced once per flip, not once each: what was
+    // acknowledged survives a `kill -9` right after the answers all the
+    // same (no other request in between, which would sync anything left).
+    d.cli(&["protect", "198.51.100.201", "--countermeasure", "drop-all"])?;
+    let more = protect_together(&d, &attacker, N..2 * N)?;
+    d.kill9();
+    d.spawn()?;
+    let st = d.status()?;
+    let back: Vec<u64> = st["protections"].as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    for id in ids.iter().chain(&more) {
+        assert!(back.contains(id), "protection {id} was acknowledged, so it is back after kill -9 ({back:?})");
+    }
     Ok(())
+}
+
+/// Asks for one protection per target at once (a thread each); right
+/// after each answer, sends one datagram to that target.
+fn protect_together(d: &Daemon, attacker: &Host, targets: std::ops::Range<usize>) -> anyhow::Result<Vec<u64>> {
+    std::thread::scope(|s| {
+        let workers: Vec<_> = targets
+            .map(|i| {
+                s.spawn(move || -> anyhow::Result<u64> {
+                    let t = target(i).to_string();
+                    let p: serde_json::Value =
+                        serde_json::from_str(&d.cli(&["protect", &t, "--proto", "udp", "--countermeasure", "drop-all", "--json"])?)?;
+                    // The answer is in: the rule must be in force already.
+                    let sent = udp_burst(attacker, target(i), 9000, 0, 1, 10)?;
+                    anyhow::ensure!(sent == 1);
+                    Ok(p["id"].as_u64().expect("id"))
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+    })
 }
 
 /// A deferred flip that the kernel refuses (here another tool froze the

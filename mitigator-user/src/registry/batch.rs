@@ -20,6 +20,10 @@
 //! `prepare` accepted it), the changes stay stored and in memory, the
 //! commands that made them are answered with an internal error saying so,
 //! and the commit is retried on every tick until it succeeds.
+//!
+//! The store takes part: while a flip is recent, its writes are not synced
+//! one by one (`Store::set_lazy`); one sync makes them durable before the
+//! flip, and any answer is sent only once what it reports is durable.
 
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
@@ -91,9 +95,9 @@ impl Batch {
     }
 }
 
-/// An answer that can say "your change is stored but not in force".
+/// An answer that can be turned into its protocol's internal error.
 pub(super) trait Answer: Send + 'static {
-    fn unenforced(self, why: &str) -> Self;
+    fn fail(self, text: &str) -> Self;
 }
 
 fn unenforced_text(why: &str) -> String {
@@ -103,33 +107,37 @@ fn unenforced_text(why: &str) -> String {
     )
 }
 
+fn unsynced_text(e: &anyhow::Error) -> String {
+    format!("internal error: the state database could not make the change durable ({e:#}); send the request again")
+}
+
 impl<T: Send + 'static> Answer for Result<T, RegistryError> {
-    fn unenforced(self, why: &str) -> Self {
-        self.and_then(|_| Err(RegistryError::Internal(anyhow!(unenforced_text(why)))))
+    fn fail(self, text: &str) -> Self {
+        self.and_then(|_| Err(RegistryError::Internal(anyhow!(text.to_string()))))
     }
 }
 
 impl<T: Send + 'static> Answer for Result<T, Refusal> {
-    fn unenforced(self, why: &str) -> Self {
-        self.and_then(|_| Err(Refusal::new(ResponseCode::new(5, 0), unenforced_text(why))))
+    fn fail(self, text: &str) -> Self {
+        self.and_then(|_| Err(Refusal::new(ResponseCode::new(5, 0), text)))
     }
 }
 
 impl<T: Send + 'static> Answer for Result<T, RestconfError> {
-    fn unenforced(self, why: &str) -> Self {
-        self.and_then(|_| Err(RestconfError::new(500, ErrorTag::OperationFailed, unenforced_text(why))))
+    fn fail(self, text: &str) -> Self {
+        self.and_then(|_| Err(RestconfError::new(500, ErrorTag::OperationFailed, text)))
     }
 }
 
 impl<T: Send + 'static> Answer for Result<T, String> {
-    fn unenforced(self, why: &str) -> Self {
-        self.and_then(|_| Err(unenforced_text(why)))
+    fn fail(self, text: &str) -> Self {
+        self.and_then(|_| Err(text.to_string()))
     }
 }
 
 /// Session parameters change no rule set.
 impl Answer for SessionParams {
-    fn unenforced(self, _why: &str) -> Self {
+    fn fail(self, _text: &str) -> Self {
         self
     }
 }
@@ -137,15 +145,20 @@ impl Answer for SessionParams {
 impl Owner_ {
     /// Answers a command now, or holds the answer until the deferred
     /// commit (see the module docs).
-    pub(super) fn respond<T: Answer>(&mut self, reply: oneshot::Sender<T>, value: T) {
+    pub(super) fn respond<T: Answer>(&mut self, reply: oneshot::Sender<T>, mut value: T) {
         if !self.batch.waiting() {
+            // Nothing is acknowledged before it is durable.
+            if let Err(e) = self.store.sync() {
+                warn!(error = %format!("{e:#}"), "cannot sync the state database");
+                value = value.fail(&unsynced_text(&e));
+            }
             let _ = reply.send(value);
             return;
         }
         let changed = self.batch.touched;
         self.batch.held.push(Box::new(move |failed: Option<&str>| {
             let value = match failed {
-                Some(why) if changed => value.unenforced(why),
+                Some(text) if changed => value.fail(text),
                 _ => value,
             };
             let _ = reply.send(value);
@@ -172,6 +185,9 @@ impl Owner_ {
     /// Commits `plan`, and records what is in force.
     fn enforce(&mut self, plan: Plan) -> anyhow::Result<()> {
         let (base, active) = self.dc_leaving(&plan.acl);
+        // Durable before in force: a crash after the flip must not lose a
+        // rule the maps hold (and the answers follow the flip).
+        self.store.sync()?;
         self.dp().commit(plan.prepared)?;
         self.batch.totals.flips += 1;
         self.dc_applied(base, active);
@@ -180,7 +196,7 @@ impl Owner_ {
     }
 
     /// Sends the held answers; `failed` turns each change's success into
-    /// the internal error that says why it is not in force.
+    /// that internal error.
     fn release(&mut self, failed: Option<&str>) {
         if self.batch.changes > 1 {
             info!(changes = self.batch.changes, "changes committed in one flip");
@@ -221,7 +237,11 @@ impl Owner_ {
                 }
                 self.batch.last_error = Some(why.clone());
                 self.batch.failed = true;
-                self.release(Some(&why));
+                let text = match self.store.sync() {
+                    Ok(()) => unenforced_text(&why),
+                    Err(e) => unsynced_text(&e),
+                };
+                self.release(Some(&text));
             }
         }
     }

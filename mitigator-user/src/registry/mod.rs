@@ -416,7 +416,18 @@ impl Owner_ {
                 }
                 Ok(cmd) => {
                     self.batch.begin_command();
+                    // Within the grace of a flip, a change will wait for the
+                    // next one: its writes need not be synced one by one.
+                    let recent_flip = !self.dp().grace_left().is_zero();
+                    self.store.set_lazy(recent_flip);
                     self.handle(cmd);
+                    self.store.set_lazy(false);
+                    if !self.batch.waiting() {
+                        // A command without an answer (a session event).
+                        if let Err(e) = self.store.sync() {
+                            warn!(error = %format!("{e:#}"), "cannot sync the state database");
+                        }
+                    }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -333,8 +333,9 @@ CoAP/DTLS server with no DOTS state, no heartbeats and no per-client registry, n
 (the issue names no side-by-side for the control plane). Numbers are noisy: 2 cores shared with other builds \
 (load averages in the table).\n\n\
 **Reading the figures** (from the code, not measured separately). One registry thread owns the state and \
-handles one request at a time: it stores the request (redb commits), compiles the whole rule set and checks it \
-against the data plane (`Dataplane::prepare`). After a generation flip the old generation is left alone for \
+handles one request at a time: it stores the request (redb commits; within a group commit without fsync, all \
+made durable by one fsync before the flip), compiles the whole rule set and checks it against the data plane \
+(`Dataplane::prepare`). After a generation flip the old generation is left alone for \
 the 20 ms grace period; a change made within it is not flipped at once: the registry handles whatever else is \
 queued until the grace has passed, then writes and flips once for all of them (`Dataplane::commit`), and only \
 then sends their 2.01s (group commit, `registry::batch`), so packets are still dropped from before the 2.01 on. \
