@@ -36,8 +36,9 @@ pub enum DotsEvent {
     /// sends a notification message(s) to the DOTS client(s) at the origin
     /// of the conflict").
     Conflict { cuid: String, mid: u32, info: ConflictInformation },
-    /// The set returned by `enforced()` differs: recompile the rules.
-    EnforcementChanged,
+    /// The set returned by `enforced()` differs: recompile the rules. `keys`
+    /// are the (cuid, mid) whose enforced scope appeared, went or changed.
+    EnforcementChanged { keys: Vec<(String, u32)> },
     /// The client went from no active mitigation to some, or back: the
     /// session layer switches between 'mitigating-config' and
     /// 'idle-config' (section 4.5, "MUST automatically switch").

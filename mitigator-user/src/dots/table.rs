@@ -671,13 +671,45 @@ impl MitigationTable {
             _ => true,
         });
         let after = self.snapshot();
-        if after.enforced != before.enforced {
-            events.push(DotsEvent::EnforcementChanged);
+        let keys = changed_keys(&before.enforced, &after.enforced);
+        if !keys.is_empty() {
+            events.push(DotsEvent::EnforcementChanged { keys });
         }
         for cuid in before.mitigating.symmetric_difference(&after.mitigating) {
             let mitigating = after.mitigating.contains(cuid);
             events.push(DotsEvent::ActivityChanged { cuid: cuid.clone(), mitigating });
         }
+    }
+}
+
+/// The (cuid, mid) whose enforced scope differs between two `enforced()`
+/// sets: the registry syncs only those.
+fn changed_keys(before: &[EnforcedScope], after: &[EnforcedScope]) -> Vec<(String, u32)> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    fn key(s: &EnforcedScope) -> (&str, u32) {
+        (s.cuid.as_str(), s.mid)
+    }
+    fn owned(s: &EnforcedScope) -> (String, u32) {
+        (s.cuid.clone(), s.mid)
+    }
+    // Both come from `enforced()`, in (cuid, mid) order: one merge pass.
+    debug_assert!(before.windows(2).chain(after.windows(2)).all(|w| key(&w[0]) < key(&w[1])));
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    loop {
+        let ord = match (before.get(i), after.get(j)) {
+            (Some(b), Some(a)) => key(b).cmp(&key(a)),
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (None, None) => return out,
+        };
+        match ord {
+            Less => out.push(owned(&before[i])),
+            Greater => out.push(owned(&after[j])),
+            Equal if before[i] != after[j] => out.push(owned(&after[j])),
+            Equal => {}
+        }
+        i += usize::from(ord != Greater);
+        j += usize::from(ord != Less);
     }
 }
 

@@ -6,7 +6,7 @@
 //! protections synchronised and applied, then observers told; a reply is
 //! sent only after all of that succeeded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dots_proto::signal::{
     Lifetime, MitigationRequest, MitigationScope, ResponseCode, Scope, SignalConfig, Status,
@@ -245,8 +245,16 @@ impl Owner_ {
         while !pending.is_empty() {
             let events = std::mem::take(&mut pending);
             self.persist_dots(&events)?;
-            if events.iter().any(|e| matches!(e, DotsEvent::EnforcementChanged)) {
-                self.sync_dots_protections()?;
+            let changed: Vec<(String, u32)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    DotsEvent::EnforcementChanged { keys } => Some(keys.iter().cloned()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            if !changed.is_empty() {
+                self.sync_dots_keys(&changed)?;
                 for m in self.dots.mitigations.iter().filter(|m| m.status == Status::AttackMitigationInProgress).map(|m| (m.cuid.clone(), m.mid)).collect::<Vec<_>>() {
                     pending.extend(self.dots.confirm_enforced(&m.0, m.1));
                 }
@@ -266,7 +274,7 @@ impl Owner_ {
                 }
                 DotsEvent::Removed { cuid, mid, .. } => self.store.remove_dots_mitigation(cuid, *mid)?,
                 DotsEvent::ConfigChanged { .. } => self.store.put_dots_configs(&self.dots.configs)?,
-                DotsEvent::Conflict { .. } | DotsEvent::EnforcementChanged | DotsEvent::ActivityChanged { .. } => {}
+                DotsEvent::Conflict { .. } | DotsEvent::EnforcementChanged { .. } | DotsEvent::ActivityChanged { .. } => {}
             }
         }
         Ok(())
@@ -281,7 +289,7 @@ impl Owner_ {
                 | DotsEvent::Conflict { cuid, mid, .. } => DotsNotice::Mitigation { cuid: cuid.clone(), mid: *mid },
                 DotsEvent::ConfigChanged { cuid } => DotsNotice::Config { cuid: cuid.clone() },
                 DotsEvent::ActivityChanged { cuid, mitigating } => DotsNotice::Activity { cuid: cuid.clone(), mitigating: *mitigating },
-                DotsEvent::EnforcementChanged => continue,
+                DotsEvent::EnforcementChanged { .. } => continue,
             };
             // No receiver (no session running) is fine.
             let _ = self.notices.send(notice);
@@ -307,52 +315,99 @@ impl Owner_ {
     }
 
     /// Makes the DOTS-owned protections equal the enforced set, durably,
-    /// and applies the result to the data plane.
+    /// and applies the result to the data plane. Every mitigation is
+    /// compared: for a start, a rollback, and the tick's check.
     pub(super) fn sync_dots_protections(&mut self) -> anyhow::Result<()> {
-        let wanted: BTreeMap<(String, u32), EnforcedScope> =
-            self.dots.enforced().map(|s| ((s.cuid.clone(), s.mid), s)).collect();
-        let current: BTreeMap<(String, u32), u32> = self
-            .protections
-            .values()
-            .filter_map(|p| match &p.owner {
-                Owner::Dots { cuid, mid } => Some(((cuid.clone(), *mid), p.id)),
-                Owner::Local => None,
-            })
-            .collect();
-        for (key, id) in &current {
-            if !wanted.contains_key(key) {
-                self.store.remove_protection(*id)?;
-                self.protections.remove(id);
+        let stale = self.stale_dots_keys();
+        self.sync_dots_keys(&stale)
+    }
+
+    /// The (cuid, mid) whose DOTS-owned protection differs from the
+    /// enforced set (missing, left over, or another scope).
+    pub(super) fn stale_dots_keys(&self) -> Vec<(String, u32)> {
+        let wanted: BTreeMap<(String, u32), EnforcedScope> = self.dots.enforced().map(|s| ((s.cuid.clone(), s.mid), s)).collect();
+        let mut stale = Vec::new();
+        let mut have = BTreeSet::new();
+        for p in self.protections.values() {
+            if let Owner::Dots { cuid, mid } = &p.owner {
+                let key = (cuid.clone(), *mid);
+                if !wanted.get(&key).is_some_and(|s| self.dots_spec(s) == p.spec) {
+                    stale.push(key.clone());
+                }
+                have.insert(key);
             }
         }
-        for (key, scope) in &wanted {
-            let spec = self.dots_spec(scope);
-            match current.get(key) {
-                Some(id) if self.protections[id].spec == spec => {}
-                Some(id) => {
-                    let p = Protection { spec, ..self.protections[id].clone() };
-                    self.store.put_protection(&p)?;
-                    self.protections.insert(*id, p);
+        stale.extend(wanted.into_keys().filter(|k| !have.contains(k)));
+        stale
+    }
+
+    /// The tick's check that the changes named by the state machine were
+    /// all there was: anything else out of step is a bug, fixed and told.
+    pub(super) fn check_dots_protections(&mut self) {
+        let stale = self.stale_dots_keys();
+        if stale.is_empty() {
+            return;
+        }
+        warn!(mitigations = ?stale, "DOTS protections out of step with the enforced mitigations (a bug); syncing them");
+        if let Err(e) = self.sync_dots_keys(&stale) {
+            warn!(error = %format!("{e:#}"), "cannot sync the DOTS protections; will retry");
+        }
+    }
+
+    /// Syncs the DOTS-owned protections of `keys` (the state machine names
+    /// the mitigations whose enforced scope changed) and applies the result:
+    /// work in proportion to the change, not to the number of mitigations.
+    pub(super) fn sync_dots_keys(&mut self, keys: &[(String, u32)]) -> anyhow::Result<()> {
+        // Removals first, as their slots may be taken by the additions.
+        for removals in [true, false] {
+            for (cuid, mid) in keys {
+                let wanted = self.dots.mitigations.mitigation(cuid, *mid).filter(|m| m.is_enforced()).map(EnforcedScope::of);
+                if wanted.is_none() != removals {
+                    continue;
                 }
-                None => {
-                    let id = self.allocate_id().map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let countermeasures = self.dots_countermeasures(&spec);
-                    let p = Protection {
-                        id,
-                        owner: Owner::Dots { cuid: key.0.clone(), mid: key.1 },
-                        spec,
-                        countermeasures,
-                        created_unix: now_unix(),
-                        expires_unix: None, // the DOTS state machine owns the lifetime
-                    };
-                    self.store.put_protection(&p)?;
-                    self.dp().reset_target_stats(id)?;
-                    self.rates.forget(id);
-                    self.protections.insert(id, p);
-                }
+                let current = self.dots_protection(cuid, *mid).map(|p| p.id);
+                self.sync_dots_one(cuid, *mid, wanted.as_ref(), current)?;
             }
         }
         self.apply()
+    }
+
+    /// Makes the protection of one DOTS mitigation match `wanted` (none:
+    /// not enforced), durably; `current` is its protection now.
+    fn sync_dots_one(&mut self, cuid: &str, mid: u32, wanted: Option<&EnforcedScope>, current: Option<u32>) -> anyhow::Result<()> {
+        let Some(scope) = wanted else {
+            if let Some(id) = current {
+                self.store.remove_protection(id)?;
+                self.protections.remove(&id);
+            }
+            return Ok(());
+        };
+        let spec = self.dots_spec(scope);
+        match current {
+            Some(id) if self.protections[&id].spec == spec => {}
+            Some(id) => {
+                let p = Protection { spec, ..self.protections[&id].clone() };
+                self.store.put_protection(&p)?;
+                self.protections.insert(id, p);
+            }
+            None => {
+                let id = self.allocate_id().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let countermeasures = self.dots_countermeasures(&spec);
+                let p = Protection {
+                    id,
+                    owner: Owner::Dots { cuid: cuid.to_string(), mid },
+                    spec,
+                    countermeasures,
+                    created_unix: now_unix(),
+                    expires_unix: None, // the DOTS state machine owns the lifetime
+                };
+                self.store.put_protection(&p)?;
+                self.dp().reset_target_stats(id)?;
+                self.rates.forget(id);
+                self.protections.insert(id, p);
+            }
+        }
+        Ok(())
     }
 
     fn dots_spec(&self, s: &EnforcedScope) -> ProtectionSpec {

@@ -449,6 +449,7 @@ impl Owner_ {
                 self.sample();
                 self.expire();
                 self.dots_tick();
+                self.check_dots_protections();
                 next_tick = Instant::now() + interval.min(self.until_dots_deadline());
             }
         }

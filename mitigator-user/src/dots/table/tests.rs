@@ -70,7 +70,7 @@ fn new_request_is_created_2_01_at_status_1_then_2_once_enforced() {
     assert_eq!(mitigation.mitigation_start, Some(T0 / 1000));
     assert_eq!(mitigation.expires_ms, Some(T0 + 3600 * S));
     assert!(out.events.contains(&status_event("a", 123, Status::AttackMitigationInProgress)));
-    assert!(out.events.contains(&DotsEvent::EnforcementChanged));
+    assert_eq!(enforcement_keys(&out.events), keys(&[("a", 123)]));
     assert!(out.events.contains(&DotsEvent::ActivityChanged { cuid: "a".into(), mitigating: true }));
     assert_eq!(enforced_mids(&t), vec![("a".to_string(), 123)]);
 
@@ -94,7 +94,7 @@ fn refresh_with_same_parameters_is_2_04_with_the_new_lifetime() {
     assert_eq!(m.remaining_lifetime(T0 + 3000 * S), Lifetime::Seconds(600));
     assert!(out.events.contains(&DotsEvent::Changed { cuid: "a".into(), mid: 1 }));
     // Nothing else changed: no new status, same rules.
-    assert!(!out.events.iter().any(|e| matches!(e, DotsEvent::StatusChanged { .. } | DotsEvent::EnforcementChanged)));
+    assert!(!out.events.iter().any(|e| matches!(e, DotsEvent::StatusChanged { .. } | DotsEvent::EnforcementChanged { .. })));
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn higher_mid_replaces_overlapping_lower_mids() {
         mid: 1,
         reason: RemovalReason::Replaced { by_mid: 3 }
     }));
-    assert!(out.events.contains(&DotsEvent::EnforcementChanged));
+    assert_eq!(enforcement_keys(&out.events), keys(&[("a", 1), ("a", 3)]), "the replaced mid goes, the new one comes");
     // "the overlapped lower numeric 'mid' MUST be automatically deleted and
     // no longer available"; the non-overlapping mid 2 stays.
     assert_eq!(mids(&t, "a"), vec![2, 3]);
@@ -275,7 +275,7 @@ fn lifetime_expiry_reports_6_and_removes() {
     let ev = t.tick(T0 + 60 * S);
     assert!(ev.contains(&status_event("a", 1, Status::AttackMitigationTerminated)));
     assert!(ev.contains(&DotsEvent::Removed { cuid: "a".into(), mid: 1, reason: RemovalReason::Expired }));
-    assert!(ev.contains(&DotsEvent::EnforcementChanged));
+    assert_eq!(enforcement_keys(&ev), keys(&[("a", 1)]));
     assert!(ev.contains(&DotsEvent::ActivityChanged { cuid: "a".into(), mitigating: false }));
     assert!(t.iter().next().is_none());
     assert_eq!(t.next_deadline(), None);
@@ -304,14 +304,14 @@ fn delete_keeps_mitigating_at_5_for_120_s_then_6_and_removed() {
     assert!(out.existed);
     assert_eq!(DeleteOutcome::CODE, ResponseCode::DELETED);
     assert!(out.events.contains(&status_event("a", 1, Status::DotsClientWithdrawnMitigation)));
-    assert!(!out.events.contains(&DotsEvent::EnforcementChanged), "still enforced while terminating");
+    assert_eq!(enforcement_keys(&out.events), None, "still enforced while terminating");
     assert_eq!(enforced_mids(&t), vec![("a".to_string(), 1)]);
     assert_eq!(t.next_deadline(), Some(T0 + 130 * S));
     assert!(t.tick(T0 + 129 * S).is_empty());
     let ev = t.tick(T0 + 130 * S);
     assert!(ev.contains(&status_event("a", 1, Status::AttackMitigationTerminated)));
     assert!(ev.contains(&DotsEvent::Removed { cuid: "a".into(), mid: 1, reason: RemovalReason::Terminated }));
-    assert!(ev.contains(&DotsEvent::EnforcementChanged));
+    assert_eq!(enforcement_keys(&ev), keys(&[("a", 1)]));
     assert!(t.iter().next().is_none());
 }
 
@@ -371,7 +371,7 @@ fn preconfigured_request_is_held_at_8_and_not_enforced() {
     assert_eq!((m.status, m.mitigation_start), (Status::AttackMitigationSignalLoss, None));
     assert_eq!(m.to_scope(T0).mitigation_start, None);
     assert!(enforced_mids(&t).is_empty());
-    assert!(!out.events.contains(&DotsEvent::EnforcementChanged));
+    assert_eq!(enforcement_keys(&out.events), None);
     assert!(!t.is_mitigating("a"));
     // An overlapping immediate request does not conflict with it by mid.
     assert!(put(&mut t, "a", 0, scope(&["2001:db8:6401::1/128"]), T0).is_ok());
@@ -394,7 +394,7 @@ fn session_loss_activates_preconfigured_and_withdraws_overlapping_active_request
         mid: 2,
         reason: RemovalReason::WithdrawnOnSignalLoss
     }));
-    assert!(ev.contains(&DotsEvent::EnforcementChanged));
+    assert_eq!(enforcement_keys(&ev), keys(&[("a", 1), ("a", 2)]), "the preconfigured one comes, the overlapped one goes");
     // No active-but-terminating period, and mid 3 does not overlap.
     assert_eq!(mids(&t, "a"), vec![1, 3]);
     assert_eq!(enforced_mids(&t), vec![("a".to_string(), 1), ("a".to_string(), 3)]);
@@ -439,7 +439,7 @@ fn attack_stopped_on_a_preconfigured_request_moves_to_8_after_the_hold() {
     assert_eq!(enforced_mids(&t).len(), 1);
     let ev = t.tick(T0 + 13 * S);
     assert!(ev.contains(&status_event("a", 1, Status::AttackMitigationSignalLoss)));
-    assert!(ev.contains(&DotsEvent::EnforcementChanged));
+    assert_eq!(enforcement_keys(&ev), keys(&[("a", 1)]));
 }
 
 #[test]
@@ -595,4 +595,16 @@ fn acl_list_needs_an_active_mitigation_and_a_new_mid() {
     // ... but another acl-list on that mid is a change: 4.00.
     let e = put(&mut t, "a", 5, with_acl(scope(&["192.0.2.5/32"]), "y"), T0 + S).unwrap_err();
     assert_eq!(e.code, ResponseCode::BAD_REQUEST);
+}
+
+/// The keys of the `EnforcementChanged` event, if there is one.
+fn enforcement_keys(events: &[DotsEvent]) -> Option<std::collections::BTreeSet<(String, u32)>> {
+    events.iter().find_map(|e| match e {
+        DotsEvent::EnforcementChanged { keys } => Some(keys.iter().cloned().collect()),
+        _ => None,
+    })
+}
+
+fn keys(k: &[(&str, u32)]) -> Option<std::collections::BTreeSet<(String, u32)>> {
+    Some(k.iter().map(|(c, m)| (c.to_string(), *m)).collect())
 }
