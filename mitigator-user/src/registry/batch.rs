@@ -199,11 +199,22 @@ impl Owner_ {
     /// that internal error.
     fn release(&mut self, failed: Option<&str>) {
         if self.batch.changes > 1 {
-            info!(changes = self.batch.changes, "changes committed in one flip");
+            debug!(changes = self.batch.changes, "changes committed in one flip");
         }
         self.batch.changes = 0;
         for answer in std::mem::take(&mut self.batch.held) {
             answer(failed);
+        }
+    }
+
+    /// Makes deferred writes durable ahead of their flip, when the queue is
+    /// empty: a lone client then does not wait for the fsync after the
+    /// grace. (A failure is left to `enforce`, which syncs again.)
+    pub(super) fn sync_while_idle(&mut self) {
+        if self.batch.waiting() && self.store.unsynced() {
+            if let Err(e) = self.store.sync() {
+                debug!(error = %format!("{e:#}"), "cannot sync the state database yet; the flip will try again");
+            }
         }
     }
 

@@ -405,7 +405,17 @@ impl Owner_ {
         loop {
             let until_tick = next_tick.saturating_duration_since(Instant::now());
             let wait = self.flush_due().map_or(until_tick, |due| due.min(until_tick));
-            match rx.recv_timeout(wait) {
+            let next = match rx.try_recv() {
+                Ok(cmd) => Ok(cmd),
+                Err(mpsc::TryRecvError::Disconnected) => Err(mpsc::RecvTimeoutError::Disconnected),
+                Err(mpsc::TryRecvError::Empty) => {
+                    // Nothing queued: sync the deferred writes now, while
+                    // the grace runs, rather than after it.
+                    self.sync_while_idle();
+                    rx.recv_timeout(wait)
+                }
+            };
+            match next {
                 Ok(Command::Shutdown { uninstall, reply }) => {
                     if self.batch.waiting() {
                         self.flush();
