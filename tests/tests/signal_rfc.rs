@@ -24,7 +24,14 @@ fn lifetime_expiry_removes_the_mitigation() -> anyhow::Result<()> {
     let mut c = lab.tls_client("alice", false)?;
     let path = mitigate_path(&lab.alice_cuid, Some(1));
     assert_eq!(c.put(&path, &alice_request(Lifetime::Seconds(2)), false)?.code, Code::CREATED);
-    assert_eq!(dots_protections(&lab.daemon)?.len(), 1, "enforced before the 2.01");
+    let ps = dots_protections(&lab.daemon)?;
+    assert_eq!(ps.len(), 1, "enforced before the 2.01");
+    // The local CLI cannot take a DOTS mitigation's protection away.
+    let id = ps[0]["id"].to_string();
+    let out = lab.daemon.cli_raw(&["unprotect", &id])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("DOTS client") && err.contains("withdraws it"), "{err}");
+    assert_eq!(dots_protections(&lab.daemon)?.len(), 1, "still enforced");
     wait_for("the lifetime to run out", Duration::from_secs(10), || Ok((c.get(&path)?.code == Code::NOT_FOUND).then_some(())))?;
     assert!(dots_protections(&lab.daemon)?.is_empty(), "and no longer in the data plane");
     Ok(())

@@ -667,6 +667,14 @@ impl Owner_ {
 
     fn unprotect(&mut self, sel: &Selector) -> Result<Protection, RegistryError> {
         let id = self.find(sel)?;
+        // A DOTS mitigation's protection follows the state machine: removed
+        // here, it would come back at the next DOTS change.
+        if let Owner::Dots { cuid, mid } = &self.protections[&id].owner {
+            return Err(RegistryError::Conflict(format!(
+                "protection {id} enforces DOTS client {cuid}'s mitigation {mid}: it ends when the client withdraws it \
+                 or its lifetime runs out; to stop that client, remove it from [[signal.clients]]"
+            )));
+        }
         self.remove(id)
     }
 
