@@ -342,13 +342,15 @@ impl Owner_ {
     }
 
     /// The tick's check that the changes named by the state machine were
-    /// all there was: anything else out of step is a bug, fixed and told.
+    /// all there was. Anything else out of step (a session or lifetime
+    /// change that failed half-way and is not rolled back, or a bug) is
+    /// fixed and told.
     pub(super) fn check_dots_protections(&mut self) {
         let stale = self.stale_dots_keys();
         if stale.is_empty() {
             return;
         }
-        warn!(mitigations = ?stale, "DOTS protections out of step with the enforced mitigations (a bug); syncing them");
+        warn!(mitigations = ?stale, "DOTS protections out of step with the enforced mitigations (after a change that failed half-way, or a bug); syncing them");
         if let Err(e) = self.sync_dots_keys(&stale) {
             warn!(error = %format!("{e:#}"), "cannot sync the DOTS protections; will retry");
         }
