@@ -65,14 +65,6 @@ pub struct EscalationLab {
     pub b_d: Daemon,
 }
 
-fn sh(host: &Host, args: &[&str]) -> anyhow::Result<()> {
-    let out = host.command(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
-    if !out.status.success() {
-        bail!("{args:?} in {}: {}", host.ns, String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
 fn provider_config(host_prefixes: &str) -> String {
     format!(
         r#"[signal]
@@ -149,18 +141,18 @@ impl EscalationLab {
         let b = lab.add_host("b", 2)?;
         let attacker = lab.add_host("atk", 66)?;
         for addr in ["198.51.100.10/32", "198.51.100.20/32", "198.51.100.200/32", "192.0.2.10/32"] {
-            sh(&host, &["ip", "addr", "add", addr, "dev", "lo"])?;
+            host.sh(&["ip", "addr", "add", addr, "dev", "lo"])?;
         }
         for p in [&a, &b] {
             for key in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0"] {
-                sh(p, &["sysctl", "-qw", key])?;
+                p.sh(&["sysctl", "-qw", key])?;
             }
-            sh(p, &["ip", "route", "add", "198.51.100.0/24", "via", "203.0.113.10"])?;
-            sh(p, &["ip", "route", "add", "192.0.2.0/24", "via", "203.0.113.10"])?;
+            p.sh(&["ip", "route", "add", "198.51.100.0/24", "via", "203.0.113.10"])?;
+            p.sh(&["ip", "route", "add", "192.0.2.0/24", "via", "203.0.113.10"])?;
         }
-        sh(&attacker, &["sysctl", "-qw", "net.ipv4.conf.all.accept_redirects=0"])?;
+        attacker.sh(&["sysctl", "-qw", "net.ipv4.conf.all.accept_redirects=0"])?;
         for (net, via) in [("198.51.100.0/25", "203.0.113.1"), ("192.0.2.0/24", "203.0.113.1"), ("198.51.100.16/28", "203.0.113.2"), ("198.51.100.128/25", "203.0.113.2")] {
-            sh(&attacker, &["ip", "route", "add", net, "via", via])?;
+            attacker.sh(&["ip", "route", "add", net, "via", via])?;
         }
         let dp = "interfaces = [\"eth0\"]\nattach_mode = \"native\"";
         let a_d = Daemon::start(&a, &format!("{tag}-a"), dp, &provider_config("\"198.51.100.0/28\", \"192.0.2.0/24\""))?;

@@ -31,6 +31,16 @@ impl Host {
         c
     }
 
+    /// Runs a command in this host's network namespace; fails with its
+    /// stderr if it fails.
+    pub fn sh(&self, args: &[&str]) -> anyhow::Result<()> {
+        let out = self.command(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+        if !out.status.success() {
+            bail!("{args:?} in {}: {}", self.ns, String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
     /// Runs `f` on a thread inside this host's network namespace: sockets it
     /// opens belong to the host.
     pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> anyhow::Result<R> {

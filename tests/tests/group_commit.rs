@@ -18,12 +18,6 @@ fn target(i: usize) -> IpAddr {
     format!("198.51.100.{}", 10 + i).parse().unwrap()
 }
 
-fn run(mut c: Command) -> anyhow::Result<()> {
-    let out = c.output()?;
-    anyhow::ensure!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
 #[test]
 fn concurrent_requests_share_flips_and_each_answer_means_in_force() -> anyhow::Result<()> {
     let mut lab = Lab::new("mtg-gc")?;
@@ -31,9 +25,7 @@ fn concurrent_requests_share_flips_and_each_answer_means_in_force() -> anyhow::R
     let attacker = lab.add_host("attacker", 66)?;
     // The targets are routed to the host, whose XDP program sees them on
     // eth0 (the host does not forward: without a rule they die in its stack).
-    let mut route = attacker.command("ip");
-    route.args(["route", "add", "198.51.100.0/24", "via", &host.addr(false).to_string()]);
-    run(route)?;
+    attacker.sh(&["ip", "route", "add", "198.51.100.0/24", "via", &host.addr(false).to_string()])?;
     // A long grace (1 s instead of 20 ms), so that requests sent together
     // surely meet a deferred flip even on a slow machine.
     let mut d = Daemon::start(&host, "group-commit", "interfaces = [\"eth0\"]\nattach_mode = \"native\"\ngrace_ms = 1000", "")?;
@@ -111,9 +103,8 @@ fn a_refused_deferred_flip_is_reported_not_acknowledged() -> anyhow::Result<()> 
     // 5 s of grace: the second request surely comes within it.
     let d = Daemon::start(&host, "group-fail", "interfaces = [\"eth0\"]\nattach_mode = \"native\"\ngrace_ms = 5000", "")?;
     d.cli(&["protect", "198.51.100.1", "--countermeasure", "drop-all"])?;
-    let mut freeze = Command::new("bpftool");
-    freeze.args(["map", "freeze", "pinned"]).arg(d.pin_dir.join("MTG_CONFIG"));
-    run(freeze)?;
+    let frozen = Command::new("bpftool").args(["map", "freeze", "pinned"]).arg(d.pin_dir.join("MTG_CONFIG")).output()?;
+    anyhow::ensure!(frozen.status.success(), "bpftool map freeze: {}", String::from_utf8_lossy(&frozen.stderr));
 
     let out = d.cli_raw(&["protect", "198.51.100.2", "--countermeasure", "drop-all"])?;
     let err = String::from_utf8_lossy(&out.stderr);
