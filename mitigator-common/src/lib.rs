@@ -79,6 +79,8 @@ pub mod maps {
     pub const GUARD: &str = "MTG_GUARD";
     pub const GUARD_RATE: &str = "MTG_GUARD_RATE";
     pub const GUARD_STATS: &str = "MTG_GUARD_STATS";
+    pub const SYN_PROXY: &str = "MTG_SYN_PROXY";
+    pub const AGG_RATE: &str = "MTG_AGG_RATE";
     /// Not pinned (not in [`ALL`]): each loaded program has its own, valid
     /// only through the epoch in `CONFIG`.
     pub const DST_CACHE: &str = "MTG_DST_CACHE";
@@ -88,12 +90,48 @@ pub mod maps {
         ACCEPT_HOST_V4, ACCEPT_HOST_V6, DROP_HOST_V4, DROP_HOST_V6, POLICIES, REFLECT_PORTS,
         RATE_STATE, TARGET_STATS, IFACE_STATS, IFACE_SLOTS, ACL_HDR, ACL_IDX,
         ACL_PFX_V4, ACL_PFX_V6, ACL_VECS, ACL_RULES, ACL_RATE, ACL_STATS, GUARD, GUARD_RATE,
-        GUARD_STATS,
+        GUARD_STATS, SYN_PROXY, AGG_RATE,
     ];
 }
 
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "mitigator";
+// ------------------------------------------------------------ syn proxy ---
+
+/// `SYN_PROXY`: `Array<SynProxyConfig>` of one entry, written at load: what
+/// the SYN-ACKs answered from XDP carry. The MSS, window scale and the
+/// SACK/timestamp choice must be those of the nftables `synproxy`
+/// statement that completes the connections (the daemon writes both from
+/// the same values).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SynProxyConfig {
+    /// MSS option of IPv4 and IPv6 SYN-ACKs.
+    pub mss4: u16,
+    pub mss6: u16,
+    /// Window-scale option (only when the client sent one).
+    pub wscale: u8,
+    /// IPv4 TTL / IPv6 hop limit of SYN-ACKs.
+    pub ttl: u8,
+    /// Non-zero once the daemon wrote the entry: a zeroed one (no config)
+    /// answers nothing.
+    pub ready: u8,
+    pub _pad: u8,
+}
+
+/// `AGG_RATE`: `Array<AggBucket>` of [`MAX_TARGETS`], one per target id:
+/// the `aggregate-limit` token buckets shared by all sources and CPUs, in
+/// token-ns (as [`RateState`]). Not generational: a target's bucket
+/// carries over a rule change. A stale bucket (an id reused) is refilled
+/// from its old `last_ns`, which is the same as a fresh one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggBucket {
+    pub last_ns: u64,
+    pub pkt_tokens: u64,
+    pub byte_tokens: u64,
+    pub _pad: u64,
+}
 
 // ---------------------------------------------------------------- config ---
 
@@ -296,6 +334,13 @@ pub mod policy_flags {
     pub const RATE_LIMIT_SRC: u32 = 1 << 5;
     /// Per-source SYN (SYN without ACK) token bucket.
     pub const SYN_LIMIT: u32 = 1 << 6;
+    /// SYN proxy: a pure SYN to one of this host's TCP listeners is answered
+    /// from XDP with a SYN cookie; a non-SYN TCP packet to a listener that is
+    /// neither a connection's nor a valid cookie's is dropped.
+    pub const SYN_PROXY: u32 = 1 << 7;
+    /// Aggregate (all sources together) packets/s and bytes/s token buckets
+    /// over the packets of `Policy::agg_protos`.
+    pub const AGGREGATE: u32 = 1 << 8;
 }
 
 /// What a target protects and how: `POLICIES` is an `Array<Policy>` of
@@ -322,6 +367,14 @@ pub struct Policy {
     /// Per-source SYNs per second and burst.
     pub syn_pps: u64,
     pub syn_burst: u64,
+    /// Aggregate (all sources) packets per second and burst; 0 = no limit.
+    pub agg_pps: u64,
+    pub agg_pps_burst: u64,
+    /// Aggregate bytes per second and burst; 0 = no limit.
+    pub agg_bps: u64,
+    pub agg_bps_burst: u64,
+    /// Protocols the aggregate limit counts and limits (bitmap as `protos`).
+    pub agg_protos: [u64; 4],
 }
 
 impl Policy {
@@ -337,14 +390,30 @@ impl Policy {
             src_bps_burst: 0,
             syn_pps: 0,
             syn_burst: 0,
+            agg_pps: 0,
+            agg_pps_burst: 0,
+            agg_bps: 0,
+            agg_bps_burst: 0,
+            agg_protos: [0; 4],
         }
     }
 
     #[inline(always)]
     pub fn has_proto(&self, proto: u8) -> bool {
-        let p = proto as usize;
-        self.protos[(p >> 6) & 3] & (1u64 << (p & 63)) != 0
+        bit(&self.protos, proto)
     }
+
+    /// The aggregate limit counts packets of `proto`.
+    #[inline(always)]
+    pub fn agg_has_proto(&self, proto: u8) -> bool {
+        bit(&self.agg_protos, proto)
+    }
+}
+
+#[inline(always)]
+fn bit(map: &[u64; 4], proto: u8) -> bool {
+    let p = proto as usize;
+    map[(p >> 6) & 3] & (1u64 << (p & 63)) != 0
 }
 
 /// Number of 64-bit words of the `REFLECT_PORTS` bitmap (`Array<u64>`):
@@ -386,8 +455,19 @@ pub enum DropReason {
     /// passing it would let a flood of such packets past every
     /// countermeasure. Dropped for targets with any countermeasure.
     Malformed = 6,
+    /// SYN proxy: a TCP packet to a listener of this host that belongs to
+    /// no connection and is not the valid cookie ACK of one (an ACK, RST or
+    /// FIN flood, spoofed or not).
+    SynProxy = 7,
+    /// SYN proxy: a SYN answered from XDP with a SYN-ACK carrying a cookie
+    /// (`XDP_TX`): not passed to the stack, which sees the connection only
+    /// once the client's ACK proves its address. Legitimate SYNs are
+    /// counted here too.
+    SynCookie = 8,
+    /// Over the protection's aggregate (all sources) rate.
+    Aggregate = 9,
 }
-pub const N_DROP_REASONS: usize = 7;
+pub const N_DROP_REASONS: usize = 10;
 
 impl DropReason {
     pub const ALL: [DropReason; N_DROP_REASONS] = [
@@ -398,6 +478,9 @@ impl DropReason {
         DropReason::SynLimit,
         DropReason::RateLimit,
         DropReason::Malformed,
+        DropReason::SynProxy,
+        DropReason::SynCookie,
+        DropReason::Aggregate,
     ];
 
     /// Stable name, used in status output and the API.
@@ -410,6 +493,9 @@ impl DropReason {
             DropReason::SynLimit => "syn-limit",
             DropReason::RateLimit => "rate-limit",
             DropReason::Malformed => "malformed",
+            DropReason::SynProxy => "syn-proxy",
+            DropReason::SynCookie => "syn-cookie",
+            DropReason::Aggregate => "aggregate-limit",
         }
     }
 }
@@ -458,8 +544,10 @@ pub enum IfaceVerdict {
     GuardPassed = 8,
     /// Matched a guard entry over its rate: dropped.
     GuardDropped = 9,
+    /// A target's SYN answered with a SYN cookie (`XDP_TX`, the SYN proxy).
+    SynCookieSent = 10,
 }
-pub const N_IFACE_VERDICTS: usize = 10;
+pub const N_IFACE_VERDICTS: usize = 11;
 
 impl IfaceVerdict {
     pub const ALL: [IfaceVerdict; N_IFACE_VERDICTS] = [
@@ -473,6 +561,7 @@ impl IfaceVerdict {
         IfaceVerdict::AclDropped,
         IfaceVerdict::GuardPassed,
         IfaceVerdict::GuardDropped,
+        IfaceVerdict::SynCookieSent,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -487,6 +576,7 @@ impl IfaceVerdict {
             IfaceVerdict::AclDropped => "acl-dropped",
             IfaceVerdict::GuardPassed => "guard-passed",
             IfaceVerdict::GuardDropped => "guard-dropped",
+            IfaceVerdict::SynCookieSent => "syn-cookie-sent",
         }
     }
 }
@@ -539,4 +629,6 @@ mod pod {
     unsafe impl aya::Pod for AclRule {}
     unsafe impl aya::Pod for AclBucket {}
     unsafe impl aya::Pod for GuardEntry {}
+    unsafe impl aya::Pod for SynProxyConfig {}
+    unsafe impl aya::Pod for AggBucket {}
 }

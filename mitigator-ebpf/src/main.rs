@@ -15,25 +15,37 @@
 #![no_main]
 
 mod acl;
+mod count;
 mod dst_cache;
 mod guard;
 mod maps;
 mod parse;
 mod policy;
+mod syn_proxy;
 
 use aya_ebpf::{
-    bindings::xdp_action::{XDP_DROP, XDP_PASS},
+    bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
     macros::xdp,
     maps::lpm_trie::Key,
     programs::XdpContext,
 };
 use mitigator_common::{
-    gen_flags as gf, lpm_v4, lpm_v6, policy_flags, DropReason, HostKeyV4, HostKeyV6, IfaceVerdict,
-    CONFIG_ACTIVE, CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, DST_NONE, IFACE_PROBES, IFACE_SLOT_TABLE, LPM_GEN_BITS, MAX_TARGETS,
+    gen_flags as gf, lpm_v4, lpm_v6, policy_flags, DropReason, HostKeyV4, HostKeyV6, IfaceVerdict, CONFIG_ACTIVE,
+    CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, DST_NONE, LPM_GEN_BITS, MAX_TARGETS,
 };
 
+use count::{count_iface, count_target, iface_slot};
 use maps::*;
 use parse::{DstAddr, Pkt};
+
+/// What `decide` leaves to its caller.
+enum Outcome {
+    Done(u32, IfaceVerdict),
+    /// A TCP packet in the scope of a target with `syn-proxy` that passed
+    /// the earlier countermeasures (the target and generation are in the
+    /// scratch `Pkt`): the SYN proxy decides it.
+    SynProxy,
+}
 
 #[xdp]
 pub fn mitigator(ctx: XdpContext) -> u32 {
@@ -48,10 +60,54 @@ pub fn mitigator(ctx: XdpContext) -> u32 {
         // so `decide` is verified once, not once per way out, which went
         // past the verifier's 1M-instruction limit.
         let (data, data_end) = packet(&ctx);
-        decide(data, data_end, len, config_word())
+        match decide(data, data_end, len, config_word()) {
+            Outcome::Done(a, v) => (a, v),
+            Outcome::SynProxy => syn_proxy_decide(&ctx, len),
+        }
     };
     count_iface(iface_slot(unsafe { (*ctx.ctx).ingress_ifindex }), verdict, len);
     action
+}
+
+/// The scratch packet and its target's policy, as `decide` left them.
+#[inline(always)]
+fn handed_over() -> Option<(&'static Pkt, &'static mitigator_common::Policy)> {
+    // SAFETY: per-CPU, and filled earlier in this run.
+    let p = unsafe { &*PKT.get_ptr_mut(0)? };
+    let pol = POLICIES.get(p.gen * MAX_TARGETS + p.target)?;
+    Some((p, pol))
+}
+
+/// The SYN proxy (syn_proxy.rs) for the packet `decide` handed over:
+/// answers a SYN with a cookie (`XDP_TX`), checks an ACK's cookie, and
+/// lets the target's remaining countermeasures decide what it passes.
+/// Not inlined: a BPF-to-BPF call with its own stack frame, which keeps
+/// its locals (and its verification) apart from `decide`'s.
+#[inline(never)]
+fn syn_proxy_decide(ctx: &XdpContext, len: u64) -> (u32, IfaceVerdict) {
+    let Some((p, pol)) = handed_over() else { return (XDP_PASS, IfaceVerdict::Unparsed) };
+    let id = p.target;
+    let verdict = match syn_proxy::decide(ctx, p) {
+        syn_proxy::Proxy::Answered => {
+            count_target(id, Some(DropReason::SynCookie), len);
+            return (XDP_TX, IfaceVerdict::SynCookieSent);
+        }
+        syn_proxy::Proxy::Drop => Some(DropReason::SynProxy),
+        // A listener's connection, a valid cookie, or no listener at all:
+        // the remaining countermeasures decide.
+        syn_proxy::Proxy::Pass | syn_proxy::Proxy::NotMine => policy::late(pol, p, id, len),
+    };
+    finish(id, verdict, len)
+}
+
+/// Counts a target's verdict; the action and interface verdict for it.
+#[inline(always)]
+fn finish(id: u32, verdict: Option<DropReason>, len: u64) -> (u32, IfaceVerdict) {
+    count_target(id, verdict, len);
+    match verdict {
+        None => (XDP_PASS, IfaceVerdict::TargetPassed),
+        Some(_) => (XDP_DROP, IfaceVerdict::TargetDropped),
+    }
 }
 
 /// The packet's bounds, loaded from the context each time (volatile: LLVM
@@ -118,7 +174,7 @@ fn hint(epoch: u32, id: u32) -> u64 {
 }
 
 #[inline(always)]
-fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdict) {
+fn decide(data: usize, data_end: usize, len: u64, word: u64) -> Outcome {
     // The parsed packet lives in a per-CPU map, not on the stack. The
     // verifier does not track what a map value holds, so after parsing all
     // the parse paths (v4/v6, each extension header, each L4 protocol)
@@ -130,7 +186,7 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
         // SAFETY: per-CPU, and an XDP run is not preempted: no one else
         // touches this CPU's value during the run.
         Some(p) => unsafe { &mut *p },
-        None => return (XDP_PASS, IfaceVerdict::Unparsed),
+        None => return Outcome::Done(XDP_PASS, IfaceVerdict::Unparsed),
     };
     let epoch = (word >> CONFIG_EPOCH_SHIFT) as u32;
     let flags = word as u32;
@@ -141,15 +197,15 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
     p.clear();
     // The fields only the ACL reads are filled only when it is installed.
     if parse::parse(data, data_end, p, flags & gf::ACL != 0).is_none() {
-        return (XDP_PASS, IfaceVerdict::Unparsed);
+        return Outcome::Done(XDP_PASS, IfaceVerdict::Unparsed);
     }
 
     if flags & gf::LISTS != 0 {
         if on_list(true, p, gen, flags) {
-            return (XDP_PASS, IfaceVerdict::Accepted);
+            return Outcome::Done(XDP_PASS, IfaceVerdict::Accepted);
         }
         if on_list(false, p, gen, flags) {
-            return (XDP_DROP, IfaceVerdict::DropListed);
+            return Outcome::Done(XDP_DROP, IfaceVerdict::DropListed);
         }
     }
     let guard = flags & gf::GUARD != 0;
@@ -158,24 +214,27 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
         parse::parse_l4(data, data_end, p);
         // A client's ACE may drop anything: the guard goes first.
         if guard {
-            if let Some(v) = guard_verdict(p, len) {
-                return v;
+            if let Some((a, v)) = guard_verdict(p, len) {
+                return Outcome::Done(a, v);
             }
         }
         match acl::check(p, gen, len) {
             acl::AclVerdict::NoMatch => {}
-            acl::AclVerdict::Accept => return (XDP_PASS, IfaceVerdict::AclAccepted),
-            acl::AclVerdict::Drop => return (XDP_DROP, IfaceVerdict::AclDropped),
+            acl::AclVerdict::Accept => return Outcome::Done(XDP_PASS, IfaceVerdict::AclAccepted),
+            acl::AclVerdict::Drop => return Outcome::Done(XDP_DROP, IfaceVerdict::AclDropped),
         }
     }
 
     // DST_NONE (no target) is out of range too.
     let id = target_of(p, gen, flags, epoch, hint);
     if id >= MAX_TARGETS {
-        return (XDP_PASS, IfaceVerdict::NoMatch);
+        return Outcome::Done(XDP_PASS, IfaceVerdict::NoMatch);
     }
     // Only now, for a target's packet, is its L4 header read.
     parse::parse_l4(data, data_end, p);
+    // For the SYN proxy, should the policy hand the packet over.
+    p.target = id;
+    p.gen = gen;
     let p: &Pkt = p;
 
     let verdict = match POLICIES.get(gen * MAX_TARGETS + id) {
@@ -183,41 +242,22 @@ fn decide(data: usize, data_end: usize, len: u64, word: u64) -> (u32, IfaceVerdi
             // Only here can a target drop a listener's packet: the guard
             // costs nothing to packets out of every target's scope.
             if guard && flags & gf::ACL == 0 {
-                if let Some(v) = guard_verdict(p, len) {
-                    return v;
+                if let Some((a, v)) = guard_verdict(p, len) {
+                    return Outcome::Done(a, v);
                 }
             }
-            policy::countermeasures(pol, p, id, len)
+            match policy::early(pol, p) {
+                Some(r) => Some(r),
+                None if policy::wants_syn_proxy(pol, p) => return Outcome::SynProxy,
+                None => policy::late(pol, p, id, len),
+            }
         }
         // Out of scope, or a target without an active policy: passes
         // (counted as passed).
         _ => None,
     };
-
-    if let Some(stats) = TARGET_STATS.get_ptr_mut(id) {
-        let stats = unsafe { &mut *stats };
-        match verdict {
-            None => stats.passed.add(len),
-            Some(r) => {
-                // `match` rather than indexing by `r as usize`: no bounds
-                // check (and no panic path) for the verifier to see.
-                let c = match r {
-                    DropReason::Scope => &mut stats.dropped[0],
-                    DropReason::Fragment => &mut stats.dropped[1],
-                    DropReason::Reflection => &mut stats.dropped[2],
-                    DropReason::BadTcpFlags => &mut stats.dropped[3],
-                    DropReason::SynLimit => &mut stats.dropped[4],
-                    DropReason::RateLimit => &mut stats.dropped[5],
-                    DropReason::Malformed => &mut stats.dropped[6],
-                };
-                c.add(len);
-            }
-        }
-    }
-    match verdict {
-        None => (XDP_PASS, IfaceVerdict::TargetPassed),
-        Some(_) => (XDP_DROP, IfaceVerdict::TargetDropped),
-    }
+    let (a, v) = finish(id, verdict, len);
+    Outcome::Done(a, v)
 }
 
 /// The guard's decision, if `p` is a guarded listener's packet.
@@ -326,36 +366,6 @@ fn find_target(p: &Pkt, gen: u32, flags: u32) -> u32 {
         }
     }
     DST_NONE
-}
-
-/// The interface's counter slot (see `IfaceSlot`): 0 for an ifindex the
-/// daemon gave none. Array lookups only, which the kernel inlines.
-#[inline(always)]
-fn iface_slot(ifindex: u32) -> u32 {
-    let mut i = 0;
-    while i < IFACE_PROBES {
-        match IFACE_SLOTS.get((ifindex + i) & (IFACE_SLOT_TABLE - 1)) {
-            Some(e) if e.ifindex == ifindex => return e.slot,
-            Some(e) if e.ifindex != 0 => {}
-            // An empty entry ends the walk.
-            _ => return 0,
-        }
-        i += 1;
-    }
-    0
-}
-
-/// Counts the packet under its interface verdict in `slot`.
-#[inline(always)]
-fn count_iface(slot: u32, v: IfaceVerdict, len: u64) {
-    let s = match IFACE_STATS.get_ptr_mut(slot) {
-        Some(s) => unsafe { &mut *s },
-        None => return,
-    };
-    // The verdict is the counter's index (IfaceVerdict's discriminants).
-    if let Some(c) = s.verdicts.get_mut(v as usize) {
-        c.add(len);
-    }
 }
 
 #[cfg(not(test))]

@@ -142,3 +142,18 @@ pub static GUARD_RATE: Array<AclBucket> = Array::with_max_entries(MAX_GUARD, 0);
 
 #[map(name = "MTG_GUARD_STATS")]
 pub static GUARD_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_GUARD, 0);
+
+// ------------------------------------------------------------ syn proxy ---
+
+#[map(name = "MTG_SYN_PROXY")]
+pub static SYN_PROXY: Array<SynProxyConfig> = Array::with_max_entries(1, 0);
+
+/// Where the SYN proxy copies headers for the cookie helpers and builds
+/// the SYN-ACK's TCP header (syn_proxy.rs). Not pinned.
+#[map(name = "MTG_SCRATCH_SYN")]
+pub static SYN_SCRATCH: PerCpuArray<crate::syn_proxy::Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+// ------------------------------------------------------------ aggregate ---
+
+#[map(name = "MTG_AGG_RATE")]
+pub static AGG_RATE: Array<AggBucket> = Array::with_max_entries(MAX_TARGETS, 0);

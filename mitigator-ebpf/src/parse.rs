@@ -155,6 +155,9 @@ pub struct Pkt {
     /// Offset of the L4 header from the start of the packet (`parse_l4`
     /// reads it only when a rule needs it: the no-match path does not).
     pub l4_off: u16,
+    /// Offset of the IP header from the start of the packet (after the
+    /// VLAN tags): where the SYN proxy rewrites it.
+    pub l3_off: u16,
     /// `sport`/`dport` are valid (TCP, UDP, UDP-Lite, SCTP with L4 header).
     pub has_ports: bool,
     /// `tcp_flags` is valid (TCP with L4 header).
@@ -183,6 +186,10 @@ pub struct Pkt {
     /// Set only by the shortcut, read once and cleared by `decide` in the
     /// same run, so it never outlives its packet.
     pub hint: u64,
+    /// The target and generation `decide` found, for the SYN proxy's
+    /// program it may tail-call (which reads this scratch on the same CPU).
+    pub target: u32,
+    pub gen: u32,
 }
 
 impl Pkt {
@@ -509,6 +516,8 @@ pub fn dst_only(data: usize, data_end: usize) -> Option<DstAddr> {
 pub fn parse(data: usize, data_end: usize, pkt: &mut Pkt, acl: bool) -> Option<()> {
     let mut c = Cursor { pos: data, end: data_end };
     let ethertype = parse_eth(&mut c)?;
+    // At most 14 + 2 * 4 bytes.
+    pkt.l3_off = (c.pos - data) as u16;
     if ethertype == ETH_P_IP {
         parse_ipv4(&mut c, pkt, acl)?;
     } else if ethertype == ETH_P_IPV6 {

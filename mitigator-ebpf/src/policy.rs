@@ -4,7 +4,7 @@ use aya_ebpf::helpers::bpf_ktime_get_ns;
 use mitigator_common::{policy_flags as pf, DropReason, Policy, RateKey, RateState, MAX_PORT_RANGES};
 
 use crate::{
-    maps::{RATE_STATE, REFLECT_PORTS},
+    maps::{AGG_RATE, RATE_STATE, REFLECT_PORTS},
     parse::*,
 };
 
@@ -171,10 +171,11 @@ fn src_key(p: &Pkt) -> [u8; 16] {
     }
 }
 
-/// The verdict of an active target's countermeasures for a packet in its
-/// scope (`in_scope`): `None` = pass.
+/// The countermeasures that look at one packet alone, before the SYN
+/// proxy: `None` = go on (to `late`, or to the SYN proxy first when
+/// `wants_syn_proxy`).
 #[inline(always)]
-pub fn countermeasures(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<DropReason> {
+pub fn early(pol: &Policy, p: &Pkt) -> Option<DropReason> {
     let f = pol.flags;
     // Any countermeasure at all (not a policy that only counts).
     if p.l4_bad && f & !pf::ACTIVE != 0 {
@@ -189,6 +190,22 @@ pub fn countermeasures(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<D
     if f & pf::DROP_REFLECTION != 0 && p.has_ports && p.proto == IPPROTO_UDP && reflection_port(p.sport) {
         return Some(DropReason::Reflection);
     }
+    None
+}
+
+/// The SYN proxy takes the packet: the target has it, and the packet is
+/// an unfragmented TCP segment with a whole header.
+#[inline(always)]
+pub fn wants_syn_proxy(pol: &Policy, p: &Pkt) -> bool {
+    pol.flags & pf::SYN_PROXY != 0 && p.has_tcp && p.frag == FRAG_NONE
+}
+
+/// The rate countermeasures and `drop-all`, after `early` (and the SYN
+/// proxy, which answers SYNs itself: a SYN it passes on is one it could
+/// not take): `None` = pass.
+#[inline(always)]
+pub fn late(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<DropReason> {
+    let f = pol.flags;
     let syn = f & pf::SYN_LIMIT != 0 && p.has_tcp && p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let rate = f & pf::RATE_LIMIT_SRC != 0 && (pol.src_pps != 0 || pol.src_bps != 0);
     if syn || rate {
@@ -196,8 +213,40 @@ pub fn countermeasures(pol: &Policy, p: &Pkt, target: u32, len: u64) -> Option<D
             return Some(r);
         }
     }
+    if f & pf::AGGREGATE != 0 && pol.agg_has_proto(p.proto) && !under_aggregate(pol, target, len) {
+        return Some(DropReason::Aggregate);
+    }
     if f & pf::DROP_ALL != 0 {
         return Some(DropReason::Scope);
     }
     None
+}
+
+/// The target's aggregate buckets (`AGG_RATE`, shared by every source and
+/// CPU) have room for the packet; takes it if so. One bucket per target
+/// in an array, updated in place without a lock: two CPUs racing on it
+/// can let a packet or two more through, never fewer. Shared rather than
+/// per-CPU because a per-CPU share of the rate (rate / CPUs) would cut a
+/// flood that the NIC's hashing puts on one CPU to a fraction of the
+/// limit; the price is one cache line bouncing between the CPUs that
+/// carry the flood (measured in the bench).
+#[inline(always)]
+fn under_aggregate(pol: &Policy, target: u32, len: u64) -> bool {
+    let b = match AGG_RATE.get_ptr_mut(target) {
+        Some(b) => unsafe { &mut *b },
+        None => return true,
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    let pkt_cap = cap_of(pol.agg_pps, pol.agg_pps_burst);
+    let byte_cap = cap_of(pol.agg_bps, pol.agg_bps_burst);
+    let elapsed = if now > b.last_ns { now - b.last_ns } else { 0 };
+    let pkts = refill(b.pkt_tokens, elapsed, pol.agg_pps, pkt_cap);
+    let bytes = refill(b.byte_tokens, elapsed, pol.agg_bps, byte_cap);
+    // Frames are < 2^17 bytes, so len * NS fits in a u64.
+    let byte_cost = len * NS;
+    let ok = (pol.agg_pps == 0 || pkts >= NS) && (pol.agg_bps == 0 || bytes >= byte_cost);
+    b.last_ns = now;
+    b.pkt_tokens = if ok && pol.agg_pps != 0 { pkts - NS } else { pkts };
+    b.byte_tokens = if ok && pol.agg_bps != 0 { bytes - byte_cost } else { bytes };
+    ok
 }

@@ -58,6 +58,8 @@ fn expected_layout(name: &str) -> Option<Layout> {
         m::GUARD => (Array, 4, size_of::<GuardEntry>() as u32, MAX_GUARD),
         m::GUARD_RATE => (Array, 4, size_of::<AclBucket>() as u32, MAX_GUARD),
         m::GUARD_STATS => (PerCpuArray, 4, size_of::<Counter>() as u32, MAX_GUARD),
+        m::SYN_PROXY => (Array, 4, size_of::<SynProxyConfig>() as u32, 1),
+        m::AGG_RATE => (Array, 4, size_of::<AggBucket>() as u32, MAX_TARGETS),
         _ => return None,
     })
 }
@@ -121,7 +123,9 @@ pub(super) fn load(pin_dir: Option<&Path>) -> Result<(Ebpf, bool)> {
         .program_mut(PROGRAM_NAME)
         .context("program missing from the object")?
         .try_into()?;
-    prog.load().context("loading the XDP program (verifier)")?;
+    // The SYN proxy's helpers (bpf_tcp_raw_gen_syncookie_ipv4/6 and
+    // bpf_tcp_raw_check_syncookie_ipv4/6) came with Linux 6.0.
+    prog.load().context("loading the XDP program (verifier; Linux 6.0 or later is needed)")?;
     Ok((ebpf, adopted))
 }
 

@@ -215,6 +215,15 @@ impl Dataplane {
         self.gens[self.active as usize].policies.keys().copied()
     }
 
+    /// What the SYN-ACKs answered from XDP carry (`SynProxyConfig`); until
+    /// it is set, the SYN proxy answers nothing.
+    pub fn set_syn_proxy(&mut self, cfg: mitigator_common::SynProxyConfig) -> Result<()> {
+        let mut m: aya::maps::Array<&mut aya::maps::MapData, mitigator_common::SynProxyConfig> =
+            map_mut(&mut self.ebpf, mitigator_common::maps::SYN_PROXY)?.try_into()?;
+        m.set(0, mitigator_common::SynProxyConfig { ready: 1, ..cfg }, 0)?;
+        Ok(())
+    }
+
     /// Sets the UDP source ports that `DROP_REFLECTION` drops.
     pub fn set_reflection_ports(&mut self, ports: &[u16]) -> Result<()> {
         rules::set_reflection_ports(&mut self.ebpf, ports)
@@ -274,6 +283,12 @@ impl Dataplane {
     /// (BPF_PROG_TEST_RUN) while this `Dataplane` applies rule sets.
     pub fn program_fd(&self) -> Result<std::os::fd::OwnedFd> {
         test_run::program_fd(&self.ebpf)
+    }
+
+    /// Runs the program once on `packet`; returns the action and the
+    /// packet as the program left it (a SYN proxy's SYN-ACK, for instance).
+    pub fn test_run_out(&self, packet: &[u8]) -> Result<(u32, Vec<u8>)> {
+        test_run::run_out(&self.ebpf, packet)
     }
 
     /// Runs the program `repeat` times on `packet`; returns the last action

@@ -27,6 +27,18 @@ pub(super) fn run(ebpf: &Ebpf, packet: &[u8], repeat: u32) -> Result<(u32, Durat
     Ok((r.return_value, r.duration))
 }
 
+/// One run; the action and the packet as the program left it.
+pub(super) fn run_out(ebpf: &Ebpf, packet: &[u8]) -> Result<(u32, Vec<u8>)> {
+    let prog: &Xdp = ebpf.program(PROGRAM_NAME).context("program missing")?.try_into()?;
+    let mut out = vec![0u8; 4096];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(packet);
+    opts.data_out = Some(&mut out);
+    let r = prog.test_run(opts).context("BPF_PROG_TEST_RUN")?;
+    out.truncate(r.data_size_out as usize);
+    Ok((r.return_value, out))
+}
+
 pub(super) fn program_fd(ebpf: &Ebpf) -> Result<std::os::fd::OwnedFd> {
     use std::os::fd::AsFd as _;
     let prog: &Xdp = ebpf.program(PROGRAM_NAME).context("program missing")?.try_into()?;
