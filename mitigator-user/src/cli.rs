@@ -319,11 +319,12 @@ pub fn render_status(st: &Status) -> String {
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["interface", "seen pkt/s", "seen bit/s", "seen total", "dropped pkt/s", "passed pkt/s"]);
+    t.set_header(["interface", "XDP mode", "seen pkt/s", "seen bit/s", "seen total", "dropped pkt/s", "passed pkt/s"]);
     for i in &st.interfaces {
         let dropped = sum(&i.verdicts, &["drop-list", "guard-dropped", "acl-dropped", "target-dropped"]);
         t.add_row([
             i.name.clone(),
+            i.mode.clone().unwrap_or_default(),
             human(i.seen.pps),
             human(i.seen.bps),
             i.seen.packets.to_string(),
@@ -332,6 +333,13 @@ pub fn render_status(st: &Status) -> String {
         ]);
     }
     out.push_str(&format!("{t}\n"));
+    // Why each interface runs in its mode (`dataplane.attach_mode`).
+    for i in &st.interfaces {
+        if let Some(r) = &i.mode_reason {
+            let drv = i.driver.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            out.push_str(&format!("{}{drv}: {r}\n", i.name));
+        }
+    }
     out.push_str(&format!("accept-list: {}\ndrop-list: {}\n", list_or_empty(&st.accept_list), list_or_empty(&st.drop_list)));
     out.push_str(&render_guard(&st.guard));
     let c = st.commits;

@@ -68,6 +68,15 @@ fn apply_countermeasure(policy: &mut Policy, c: &Countermeasure) {
             policy.src_bps = bps;
             policy.src_bps_burst = bps_burst;
         }
+        Countermeasure::SynProxy => policy.flags |= pf::SYN_PROXY,
+        Countermeasure::AggregateLimit { pps, pps_burst, bps, bps_burst, ref protocols } => {
+            policy.flags |= pf::AGGREGATE;
+            policy.agg_pps = pps;
+            policy.agg_pps_burst = pps_burst;
+            policy.agg_bps = bps;
+            policy.agg_bps_burst = bps_burst;
+            policy.agg_protos = protocol_bitmap(protocols);
+        }
     }
 }
 

@@ -117,7 +117,11 @@ fn attach_all(dataplane: &mut Dataplane, cfg: &Config) -> anyhow::Result<()> {
         let attached = dataplane
             .attach(&iface, mode)
             .with_context(|| format!("cannot attach the XDP program to {iface} (dataplane.interfaces, dataplane.attach_mode)"))?;
-        info!(%iface, mode = ?attached, "attached");
+        match dataplane.attachment(&iface) {
+            Some(how) if how.against_advice => warn!(%iface, mode = %how.mode, reason = %how.reason, "attached"),
+            Some(how) => info!(%iface, mode = %how.mode, reason = %how.reason, "attached"),
+            None => info!(%iface, mode = ?attached, "attached"),
+        }
     }
     Ok(())
 }

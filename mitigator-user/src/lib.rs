@@ -24,4 +24,5 @@ pub mod registry;
 pub mod signal;
 pub mod stats;
 pub mod store;
+pub mod synproxy;
 pub mod transport;

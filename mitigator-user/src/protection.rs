@@ -116,10 +116,16 @@ pub enum Countermeasure {
     SynLimit { pps: u64, burst: u64 },
     /// Limit packets/s and/or bytes/s per source.
     RateLimit { pps: u64, pps_burst: u64, bps: u64, bps_burst: u64 },
+    /// Answer SYNs to this host's TCP listeners with SYN cookies from XDP;
+    /// drop a listener's segments of no connection and no valid cookie.
+    SynProxy,
+    /// Limit packets/s and/or bytes/s of all sources together (of
+    /// `protocols` only, when given).
+    AggregateLimit { pps: u64, pps_burst: u64, bps: u64, bps_burst: u64, protocols: Vec<Protocol> },
 }
 
 const COUNTERMEASURE_HELP: &str =
-    "expected drop-all, fragments, reflection, bad-tcp-flags, syn-limit:pps=N[,burst=N] or rate-limit:pps=N[,bps=N][,burst=N][,byte-burst=N]";
+    "expected drop-all, fragments, reflection, bad-tcp-flags, syn-proxy, syn-limit:pps=N[,burst=N], rate-limit:pps=N[,bps=N][,burst=N][,byte-burst=N] or aggregate-limit:pps=N[,bps=N][,burst=N][,byte-burst=N][,proto=P]";
 
 impl FromStr for Countermeasure {
     type Err = String;
@@ -137,6 +143,30 @@ impl FromStr for Countermeasure {
             "fragments" => simple(Countermeasure::Fragments),
             "reflection" => simple(Countermeasure::Reflection),
             "bad-tcp-flags" => simple(Countermeasure::BadTcpFlags),
+            "syn-proxy" => simple(Countermeasure::SynProxy),
+            "aggregate-limit" => {
+                // `proto=` names a protocol (repeatable); the rest are numbers.
+                let (protos, rest): (Vec<&str>, Vec<&str>) =
+                    args.unwrap_or("").split(',').partition(|kv| kv.trim().starts_with("proto="));
+                let protocols = protos
+                    .iter()
+                    .map(|kv| kv.trim()["proto=".len()..].parse::<Protocol>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("countermeasure `{s}`: {e}"))?;
+                let rest = rest.join(",");
+                let p = Params::parse(s, Some(&rest), &["pps", "bps", "burst", "byte-burst"])?;
+                let (pps, bps) = (p.get("pps").unwrap_or(0), p.get("bps").unwrap_or(0));
+                if pps == 0 && bps == 0 {
+                    return Err(format!("countermeasure `{s}`: aggregate-limit needs pps=N and/or bps=N"));
+                }
+                Ok(Countermeasure::AggregateLimit {
+                    pps,
+                    pps_burst: p.get("burst").unwrap_or(pps),
+                    bps,
+                    bps_burst: p.get("byte-burst").unwrap_or(bps),
+                    protocols,
+                })
+            }
             "syn-limit" => {
                 let p = Params::parse(s, args, &["pps", "burst"])?;
                 let pps = p.required(s, "pps")?;
@@ -225,6 +255,18 @@ impl fmt::Display for Countermeasure {
             Countermeasure::Fragments => f.write_str("fragments"),
             Countermeasure::Reflection => f.write_str("reflection"),
             Countermeasure::BadTcpFlags => f.write_str("bad-tcp-flags"),
+            Countermeasure::SynProxy => f.write_str("syn-proxy"),
+            Countermeasure::AggregateLimit { pps, pps_burst, bps, bps_burst, protocols } => {
+                let mut parts = Vec::new();
+                if *pps > 0 {
+                    parts.push(format!("pps={pps},burst={pps_burst}"));
+                }
+                if *bps > 0 {
+                    parts.push(format!("bps={bps},byte-burst={bps_burst}"));
+                }
+                parts.extend(protocols.iter().map(|p| format!("proto={p}")));
+                write!(f, "aggregate-limit:{}", parts.join(","))
+            }
             Countermeasure::SynLimit { pps, burst } => write!(f, "syn-limit:pps={pps},burst={burst}"),
             Countermeasure::RateLimit { pps, pps_burst, bps, bps_burst } => {
                 let mut parts = Vec::new();
@@ -375,7 +417,16 @@ mod tests {
 
     #[test]
     fn countermeasures_round_trip() {
-        for s in ["drop-all", "fragments", "reflection", "bad-tcp-flags", "syn-limit:pps=100,burst=200"] {
+        for s in [
+            "drop-all",
+            "fragments",
+            "reflection",
+            "bad-tcp-flags",
+            "syn-limit:pps=100,burst=200",
+            "syn-proxy",
+            "aggregate-limit:pps=50000,burst=100000,proto=udp",
+            "aggregate-limit:bps=1000000000,byte-burst=2000000000",
+        ] {
             let c: Countermeasure = s.parse().unwrap();
             assert_eq!(c.to_string(), s);
         }
@@ -393,6 +444,9 @@ mod tests {
             ("rate-limit:ppps=5", "unknown parameter `ppps`"),
             ("fragments:x=1", "takes no parameters"),
             ("rate-limit:", "needs pps=N"),
+            ("syn-proxy:x=1", "takes no parameters"),
+            ("aggregate-limit:proto=udp", "needs pps=N"),
+            ("aggregate-limit:pps=5,proto=udpp", "`udpp`"),
         ] {
             let e = s.parse::<Countermeasure>().unwrap_err();
             assert!(e.contains(needle), "{s}: {e}");

@@ -47,6 +47,8 @@ pub(super) struct Plan {
     pub acl: Vec<AclEntry>,
     /// `Owner_::guard_in_force` once it is in force.
     pub guard_in_force: Vec<bool>,
+    /// The SYN proxy's nftables scopes (`synproxy::scopes`) of the rule set.
+    pub synproxy: Vec<crate::synproxy::Scope>,
 }
 
 /// An answer waiting for the deferred commit: called with the reason if
@@ -188,7 +190,11 @@ impl Owner_ {
         // Durable before in force: a crash after the flip must not lose a
         // rule the maps hold (and the answers follow the flip).
         self.store.sync()?;
+        // The nftables half takes a new SYN-proxy scope before the XDP
+        // program answers its SYNs, and lets an old one go after.
+        self.nft.before_flip(&plan.synproxy)?;
         self.dp().commit(plan.prepared)?;
+        self.nft.after_flip(&plan.synproxy);
         self.batch.totals.flips += 1;
         self.dc_applied(base, active);
         self.guard_in_force = plan.guard_in_force;

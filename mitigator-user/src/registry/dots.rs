@@ -441,7 +441,13 @@ impl Owner_ {
 
     fn dots_countermeasures(&self, spec: &ProtectionSpec) -> Vec<Countermeasure> {
         let name = spec.profile.as_deref().unwrap_or("default");
-        self.cfg.profile(name).or_else(|| self.cfg.profile("default")).map(|p| p.countermeasures.clone()).unwrap_or_default()
+        let cms = self.cfg.profile(name).or_else(|| self.cfg.profile("default")).map(|p| p.countermeasures.clone());
+        // A DOTS request is not refused for what the host lacks: the
+        // profile's syn-proxy is left out (the daemon warned at start).
+        cms.unwrap_or_default()
+            .into_iter()
+            .filter(|c| self.syn_proxy_ok.is_ok() || *c != Countermeasure::SynProxy)
+            .collect()
     }
 }
 

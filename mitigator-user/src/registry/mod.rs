@@ -151,6 +151,14 @@ pub struct ProtectionStatus {
 pub struct IfaceStatus {
     pub ifindex: u32,
     pub name: String,
+    /// XDP mode the program runs in here (`native`, `generic`; absent for
+    /// the "(other)" slot), the driver, and why that mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
     pub seen: CounterReport,
     pub verdicts: BTreeMap<String, CounterReport>,
 }
@@ -350,6 +358,10 @@ struct Owner_ {
     guard_in_force: Vec<bool>,
     /// The deferred commit and the answers waiting for it.
     batch: batch::Batch,
+    /// The SYN proxy's nftables table.
+    nft: crate::synproxy::Nft,
+    /// Whether this host can run the SYN proxy (`synproxy::available`).
+    syn_proxy_ok: Result<(), String>,
 }
 
 fn now_unix() -> u64 {
@@ -362,6 +374,11 @@ impl Owner_ {
             store.protections()?.into_iter().map(|p| (p.id, p)).collect();
         let (accept, drop) = (store.list(ListKind::Accept)?, store.list(ListKind::Drop)?);
         dataplane.set_reflection_ports(&cfg.dataplane.reflection_ports)?;
+        dataplane.set_syn_proxy(crate::synproxy::SETTINGS)?;
+        let syn_proxy_ok = crate::synproxy::available().map_err(|e| format!("{e:#}"));
+        if let Err(e) = &syn_proxy_ok {
+            warn!(error = %e, "the SYN proxy cannot run on this host: protections asking for syn-proxy will be refused");
+        }
         let dots = dots::restore(&cfg, &store)?;
         let dc = datachannel::restore(&store, &cfg)?;
         let mut owner = Owner_ {
@@ -378,6 +395,8 @@ impl Owner_ {
             dc,
             guard_in_force: Default::default(),
             batch: Default::default(),
+            nft: Default::default(),
+            syn_proxy_ok,
         };
         owner.sync_dots_protections()?;
         info!(protections = owner.protections.len(), accept = owner.accept.len(), drop = owner.drop.len(), "restored state");
@@ -566,10 +585,11 @@ impl Owner_ {
         let listeners = compiler::guard::listeners(&self.cfg);
         rules.guard = listeners.iter().map(compiler::guard::Listener::entry).collect();
         rules.acl = clients;
+        let synproxy = crate::synproxy::scopes(&rules);
         let e = match self.dp().prepare(&rules) {
             Ok(prepared) => {
                 let guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, !rules.acl.is_empty());
-                return Ok(batch::Plan { prepared, acl: rules.acl, guard_in_force });
+                return Ok(batch::Plan { prepared, acl: rules.acl, guard_in_force, synproxy });
             }
             Err(e) => e,
         };
@@ -581,7 +601,7 @@ impl Owner_ {
         rules.acl = vec![];
         let prepared = self.dp().prepare(&rules)?;
         let guard_in_force = compiler::guard::in_force(&listeners, &rules.targets, false);
-        Ok(batch::Plan { prepared, acl: vec![], guard_in_force })
+        Ok(batch::Plan { prepared, acl: vec![], guard_in_force, synproxy })
     }
 
     fn resolve_countermeasures(&self, spec: &ProtectionSpec) -> Result<Vec<Countermeasure>, RegistryError> {
@@ -596,6 +616,18 @@ impl Owner_ {
                 let known: Vec<&str> = self.cfg.profiles.keys().map(String::as_str).collect();
                 RegistryError::Invalid(format!("profile `{name}`: no such profile (configured: {})", known.join(", ")))
             })
+    }
+
+    /// Refuses `syn-proxy` on a host that cannot run it, naming what is
+    /// missing.
+    fn check_runnable(&self, cms: &[Countermeasure], profile: Option<&str>) -> Result<(), RegistryError> {
+        match (&self.syn_proxy_ok, cms.contains(&Countermeasure::SynProxy)) {
+            (Err(why), true) => Err(RegistryError::Invalid(format!(
+                "countermeasure `syn-proxy`{}: this host cannot run it: {why}",
+                profile.map(|p| format!(" (of profile `{p}`)")).unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses a prefix that another protection already covers exactly: a
@@ -629,6 +661,8 @@ impl Owner_ {
         spec.prefixes.sort();
         spec.prefixes.dedup();
         let countermeasures = self.resolve_countermeasures(&spec)?;
+        let profile = spec.countermeasures.is_empty().then(|| spec.profile.as_deref().unwrap_or("default"));
+        self.check_runnable(&countermeasures, profile)?;
         self.check_conflicts(&spec)?;
         let id = self.allocate_id()?;
         let created_unix = now_unix();
@@ -766,7 +800,11 @@ impl Owner_ {
             .ifaces()
             // Key 0 collects interfaces without an entry: shown only when used.
             .filter(|(ifindex, cur)| *ifindex != 0 || cur.verdicts.iter().any(|c| c.packets > 0))
-            .map(|(ifindex, cur)| iface_status(ifindex, cur, &self.rates))
+            .map(|(ifindex, cur)| {
+                let how = self.dataplane.as_ref().and_then(|dp| dp.attachment_by_ifindex(ifindex));
+                let how = how.map(|h| (h.mode.clone(), h.driver.clone(), h.reason.clone()));
+                iface_status(ifindex, cur, &self.rates, how)
+            })
             .collect();
         Status {
             protections,
@@ -821,6 +859,7 @@ impl Owner_ {
     fn shutdown(&mut self, uninstall: bool) -> Result<(), RegistryError> {
         let dp = self.dataplane.take().expect("data plane present");
         if uninstall {
+            self.nft.remove();
             dp.uninstall()?;
             info!("data plane detached and unpinned");
         } else {
@@ -830,7 +869,13 @@ impl Owner_ {
     }
 }
 
-fn iface_status(ifindex: u32, cur: &IfaceStats, rates: &RateTracker) -> IfaceStatus {
+/// `how`: the XDP mode, driver and reason of the interface's attachment.
+fn iface_status(
+    ifindex: u32,
+    cur: &IfaceStats,
+    rates: &RateTracker,
+    how: Option<(String, Option<String>, String)>,
+) -> IfaceStatus {
     let r = rates.iface_rates(ifindex);
     let mut seen = CounterReport::default();
     let mut verdicts = BTreeMap::new();
@@ -839,7 +884,19 @@ fn iface_status(ifindex: u32, cur: &IfaceStats, rates: &RateTracker) -> IfaceSta
         seen.add(&c);
         verdicts.insert(v.name().to_string(), c);
     }
-    IfaceStatus { ifindex, name: ifname(ifindex), seen, verdicts }
+    let (mode, driver, mode_reason) = match how {
+        Some((m, d, r)) => (Some(m), d, Some(r)),
+        None => (None, None, None),
+    };
+    IfaceStatus {
+        ifindex,
+        name: ifname(ifindex),
+        mode,
+        driver,
+        mode_reason,
+        seen,
+        verdicts,
+    }
 }
 
 /// The interface's name, or `if<N>` (index 0 collects other interfaces).
