@@ -134,7 +134,9 @@ fn attach_pin_adopt_detach_uninstall() {
     let opts = DataplaneOptions { pin_dir: Some(dir.clone()), ..Default::default() };
     {
         let mut d = Dataplane::open(&opts).unwrap();
-        assert_eq!(d.attach("mtg0", AttachMode::Auto).unwrap(), AttachedMode::Native);
+        // Native when asked for; `Auto` would pick generic on a veth (see
+        // attach.rs).
+        assert_eq!(d.attach("mtg0", AttachMode::Native).unwrap(), AttachedMode::Native);
         assert!(dir.join("links/mtg0").exists());
         assert!(xdp_attached("mtg0"));
         // The interface got its own counters entry.
@@ -157,6 +159,8 @@ fn attach_pin_adopt_detach_uninstall() {
         assert!(d.detach("mtg0").is_err(), "detaching twice is an error");
         assert_eq!(d.attach("mtg0", AttachMode::Generic).unwrap(), AttachedMode::Generic);
         assert!(xdp_attached("mtg0"));
+        d.detach("mtg0").unwrap();
+        assert_eq!(d.attach("mtg0", AttachMode::Auto).unwrap(), AttachedMode::Generic, "auto on a veth: generic");
         d.uninstall().unwrap();
     }
     assert!(!xdp_attached("mtg0"), "uninstall detaches");
