@@ -3,7 +3,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
     os::fd::AsRawFd,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -214,4 +214,115 @@ pub fn tcp_rate(from: &Host, to: IpAddr, port: u16, duration: Duration, pace: Du
         }
         (ok, failed)
     })
+}
+
+/// `hping3 -S --rand-source --flood` at `to:port` from `from` (spoofed SYNs,
+/// as skbs from a raw socket), bounded by `timeout max`; stopped on drop
+/// (SIGTERM to `timeout`, which passes it on to hping3).
+pub struct SpoofedSynFlood(std::process::Child);
+
+impl SpoofedSynFlood {
+    pub fn start(from: &Host, to: Ipv4Addr, port: u16, max: Duration) -> anyhow::Result<SpoofedSynFlood> {
+        use anyhow::Context as _;
+        let child = from
+            .command("timeout")
+            .args([&max.as_secs().max(1).to_string(), "hping3", "-S", "--rand-source", "--flood", "-q", "-p", &port.to_string()])
+            .arg(to.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting hping3 (cargo xtask setup installs it)")?;
+        Ok(SpoofedSynFlood(child))
+    }
+
+    /// Still flooding (hping3 did not stop, `max` has not passed).
+    pub fn running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for SpoofedSynFlood {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child by its pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// One transaction from source address `src`: connect, 64 bytes each way,
+/// close; `timeout` bounds the connect (SO_SNDTIMEO) and the read.
+pub fn tcp_transaction_from(src: Ipv4Addr, to: SocketAddrV4, timeout: Duration) -> std::io::Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on an fd this function owns (handed to
+    // TcpStream at once, which closes it); the sockaddr and timeval are
+    // valid for the sizes given.
+    let mut s = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let s = TcpStream::from_raw_fd(fd);
+        let tv = libc::timeval { tv_sec: timeout.as_secs() as _, tv_usec: timeout.subsec_micros() as _ };
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&tv as *const libc::timeval).cast(), size_of_val(&tv) as u32);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_addr.s_addr = u32::from(src).to_be();
+        if libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), size_of_val(&sa) as u32) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        sa.sin_addr.s_addr = u32::from(*to.ip()).to_be();
+        sa.sin_port = to.port().to_be();
+        if libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), size_of_val(&sa) as u32) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        s
+    };
+    s.set_read_timeout(Some(timeout))?;
+    s.set_nodelay(true)?;
+    let req = [0x42u8; 64];
+    let mut resp = [0u8; 64];
+    s.write_all(&req)?;
+    s.read_exact(&mut resp)?;
+    if resp != req {
+        return Err(std::io::Error::other("echo mismatch"));
+    }
+    Ok(())
+}
+
+/// Transactions over `window` from `from`, `conc` at a time, each on a fresh
+/// connection from the next of `sources` (addresses of `from`), as many
+/// clients behind one link: (completed within the window, failed).
+pub fn tcp_rate_from_sources(
+    from: &Host,
+    sources: &[Ipv4Addr],
+    to: SocketAddrV4,
+    window: Duration,
+    conc: usize,
+    timeout: Duration,
+) -> anyhow::Result<(u64, u64)> {
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let sources: Arc<Vec<Ipv4Addr>> = Arc::new(sources.to_vec());
+    anyhow::ensure!(!sources.is_empty(), "no source address");
+    let end = Instant::now() + window;
+    let workers: Vec<_> = (0..conc.max(1))
+        .map(|_| {
+            let (ok, failed, next, sources) = (ok.clone(), failed.clone(), next.clone(), sources.clone());
+            from.spawn(move || {
+                while Instant::now() < end {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize % sources.len();
+                    let r = tcp_transaction_from(sources[i], to, timeout);
+                    if Instant::now() >= end {
+                        break; // finished after the window: not counted either way
+                    }
+                    if r.is_ok() { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    }
+    Ok((ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed)))
 }

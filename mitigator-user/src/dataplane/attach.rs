@@ -359,7 +359,10 @@ fn chosen(
             "generic",
             format!("generic: {} driver ({})", drv.as_deref().unwrap_or("?"), generic_why.unwrap_or("listed as generic")),
         ),
-        (AttachedMode::Native, AttachMode::Auto) => ("native", format!("native: {drv_text} supports it")),
+        (AttachedMode::Native, AttachMode::Auto) => match driver {
+            Ok(d) => ("native", format!("native: driver {d} supports it")),
+            Err(e) => ("native", format!("native: accepted by the driver (its name unknown: {e:#})")),
+        },
         (AttachedMode::Native, _) => match generic_why {
             Some(why) => (
                 "native",
@@ -443,4 +446,58 @@ pub(super) fn remove_all_link_pins(dir: &Path) -> Result<()> {
     }
     let _ = fs::remove_dir(&links);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_generic_on_veth_only() {
+        assert!(generic_by_default("veth").is_some_and(|w| w.contains("256-entry ring")));
+        for d in ["ixgbe", "i40e", "mlx5_core", "virtio_net", "tun", "bonding", "bridge"] {
+            assert_eq!(generic_by_default(d), None, "{d}");
+        }
+    }
+
+    #[test]
+    fn reasons_say_mode_and_why() {
+        let veth: Result<String> = Ok("veth".into());
+        let ixgbe: Result<String> = Ok("ixgbe".into());
+        let why = generic_by_default("veth");
+        let a = chosen(AttachedMode::Generic, &veth, AttachMode::Auto, why, None);
+        assert_eq!((a.mode.as_str(), a.driver.as_deref(), a.against_advice), ("generic", Some("veth"), false));
+        assert!(a.reason.starts_with("generic: veth driver (native XDP on veth"), "{}", a.reason);
+        let a = chosen(AttachedMode::Native, &ixgbe, AttachMode::Auto, None, None);
+        assert_eq!(a.reason, "native: driver ixgbe supports it");
+        let a = chosen(AttachedMode::Generic, &ixgbe, AttachMode::Auto, None, Some("EOPNOTSUPP".into()));
+        assert_eq!(a.reason, "generic: native refused (driver ixgbe): EOPNOTSUPP");
+        let a = chosen(AttachedMode::Native, &veth, AttachMode::Native, why, None);
+        assert!(a.against_advice && a.reason.starts_with("native: set by dataplane.attach_mode (auto would choose generic"), "{}", a.reason);
+        let a = chosen(AttachedMode::Generic, &ixgbe, AttachMode::Generic, None, None);
+        assert_eq!(a.reason, "generic: set by dataplane.attach_mode (driver ixgbe)");
+        let unknown: Result<String> = Err(anyhow::anyhow!("no such device"));
+        let a = chosen(AttachedMode::Native, &unknown, AttachMode::Auto, None, None);
+        assert_eq!((a.reason.as_str(), a.driver), ("native: accepted by the driver (its name unknown: no such device)", None));
+    }
+
+    #[test]
+    fn adopted_native_veth_link_is_flagged() {
+        let a = adopted(Some("native"), Some("veth"), AttachMode::Auto);
+        assert!(a.adopted && a.against_advice && a.mode == "native");
+        assert!(a.reason.contains("now chooses generic for the veth driver"), "{}", a.reason);
+        let a = adopted(Some("generic"), Some("veth"), AttachMode::Auto);
+        assert!(!a.against_advice && !a.reason.contains("now chooses"), "{}", a.reason);
+        let a = adopted(Some("native"), Some("ixgbe"), AttachMode::Auto);
+        assert!(!a.against_advice && !a.reason.contains("now chooses"), "{}", a.reason);
+    }
+
+    /// Needs no privilege: every process can read the driver name.
+    #[test]
+    fn driver_name_of_loopback_or_error() {
+        // lo has no driver name; the call must fail cleanly, not panic.
+        let _ = driver_name("lo");
+        assert!(driver_name("").is_err());
+        assert!(driver_name("a-name-far-too-long-for-ifnamsiz").is_err());
+    }
 }

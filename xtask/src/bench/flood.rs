@@ -29,6 +29,10 @@ use mitigator_tests::{traffic, Daemon, Host, Lab};
 use super::{progrun::PrivateBpffs, report::Table, xdpgen, Opts};
 use crate::step;
 
+/// The spoofed SYN flood case (issue 23): its own lab and table.
+#[path = "flood_spoofed.rs"]
+mod spoofed;
+
 /// How the flood is made and which way it enters the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generator {
@@ -491,6 +495,9 @@ fn ifindex(h: &Host, dev: &str) -> anyhow::Result<u32> {
 }
 
 pub fn run(o: &Opts) -> anyhow::Result<Flood> {
+    // Issue 23: skbs from random sources over veth, the container case. In
+    // a lab of its own, first; its table comes last.
+    let syn = spoofed::run(o)?;
     step("flood: creating the lab (namespaces mtgfl-{host,attacker,client} on a bridge, mtgfl-upstream on the host's eth1)");
     // "mtgfl", not a prefix of another section's lab tag ("mtgb-xf"): a lab
     // removes the leftovers of its tag's prefix when it starts.
@@ -539,7 +546,8 @@ pub fn run(o: &Opts) -> anyhow::Result<Flood> {
     drop(src);
     drop(bpffs);
     drop(lab);
-    let tables = Generator::ALL.iter().map(|&g| table(g, &paced, rows.iter().filter(|m| m.generator == g))).collect();
+    let mut tables: Vec<Table> = Generator::ALL.iter().map(|&g| table(g, &paced, rows.iter().filter(|m| m.generator == g))).collect();
+    tables.push(syn);
     Ok(Flood { tables, rows, paced, xdp_trafficgen })
 }
 
