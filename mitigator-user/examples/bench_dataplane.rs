@@ -17,6 +17,14 @@
 //!     data-channel ACL entries (at most MAX_ACL_ENTRIES):
 //!         scale <kind> <n> <apply ms> <median ns> <min ns> <action>
 //!               <median ns uncached> <min ns uncached>
+//! bench_dataplane synproxy <rounds>
+//!     the SYN proxy's cases against a target with the default profile's
+//!     countermeasures and a real listener in this network namespace:
+//!         synproxy <case> <action> <median ns> <min ns>
+//!     each a single test run per round (the program rewrites a SYN into its
+//!     SYN-ACK in place, and a repeated test run does not restore the
+//!     frame): `no-match-single` measures the same way, to subtract what a
+//!     single run costs beyond the program.
 //! ```
 
 use std::{
@@ -57,11 +65,12 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["serve", dir] => serve(Path::new(dir)),
+        ["synproxy", rounds] => synproxy(rounds.parse()?),
         ["scale", repeat, rounds, sizes] => {
             let sizes: Vec<u32> = sizes.split(',').map(str::parse).collect::<Result<_, _>>()?;
             scale(repeat.parse()?, rounds.parse()?, &sizes)
         }
-        _ => bail!("usage: bench_dataplane serve <pkt-dir> | scale <repeat> <rounds> <sizes>"),
+        _ => bail!("usage: bench_dataplane serve <pkt-dir> | scale <repeat> <rounds> <sizes> | synproxy <rounds>"),
     }
 }
 
@@ -353,5 +362,72 @@ fn scale(repeat: u32, rounds: u32, sizes: &[u32]) -> Result<()> {
             out.flush()?;
         }
     }
+    Ok(())
+}
+
+// ------------------------------------------------------------ synproxy ---
+
+/// A TCP segment from `src`:40000 to 198.51.100.11:`dport` with Linux's SYN
+/// options when `syn` (MSS, SACK permitted, timestamps, window scale).
+fn segment(src: [u8; 4], dport: u16, seq: u32, ack: u32, flags: u8, syn: bool) -> Vec<u8> {
+    let opts: &[u8] = if syn { &[2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7] } else { &[] };
+    let mut tcp = vec![];
+    tcp.extend(40000u16.to_be_bytes());
+    tcp.extend(dport.to_be_bytes());
+    tcp.extend(seq.to_be_bytes());
+    tcp.extend(ack.to_be_bytes());
+    tcp.push((((20 + opts.len()) / 4) << 4) as u8);
+    tcp.push(flags);
+    tcp.extend([0xfa, 0xf0, 0, 0, 0, 0]);
+    tcp.extend(opts);
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00, 0x45, 0];
+    f.extend(((20 + tcp.len()) as u16).to_be_bytes());
+    f.extend([0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend(src);
+    f.extend([198, 51, 100, 11]);
+    f.extend(tcp);
+    f
+}
+
+/// Median and minimum ns of `rounds` single test runs (repeat 1).
+fn single_runs(dp: &Dataplane, pkt: &[u8], rounds: u32) -> Result<(u32, (u64, u64))> {
+    median_min(dp, pkt, 1, rounds)
+}
+
+fn synproxy(rounds: u32) -> Result<()> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    let port = listener.local_addr()?.port();
+    let cfg = mitigator::config::Config::parse("").expect("the default configuration");
+    let profile = cfg.profile("default").expect("built in").countermeasures.clone();
+    let prot = mitigator::registry::Protection {
+        id: 5,
+        owner: mitigator::protection::Owner::Local,
+        spec: mitigator::protection::ProtectionSpec {
+            prefixes: vec![net("198.51.100.11/32")],
+            protocols: vec![],
+            ports: vec![],
+            countermeasures: vec![],
+            profile: None,
+            lifetime: None,
+        },
+        countermeasures: profile,
+        created_unix: 0,
+        expires_unix: None,
+    };
+    let p = mitigator::compiler::policy(&prot);
+    assert!(p.flags & pf::SYN_PROXY != 0, "the default profile has syn-proxy");
+    let rules = RuleSet { targets: vec![TargetRule { id: 5, prefixes: vec![net("198.51.100.11/32")], policy: p }], ..Default::default() };
+    let (mut dp, _) = open_with(&rules, true, true)?;
+    dp.set_syn_proxy(mitigator::synproxy::SETTINGS)?;
+    let syn = segment(SRC, port, 1000, 0, TCP_SYN, true);
+    let ack = segment(SRC, port, 1001, 12345, TCP_ACK, false);
+    let no_match = PacketBuilder::ipv4(SRC, ELSEWHERE).tcp(40000, 443, TCP_ACK).build();
+    let mut out = std::io::stdout().lock();
+    for (name, pkt) in [("no-match-single", &no_match), ("syn-answered", &syn), ("ack-bad-cookie", &ack)] {
+        let (action, (median, min)) = single_runs(&dp, pkt, rounds)?;
+        writeln!(out, "synproxy\t{name}\t{action}\t{median}\t{min}")?;
+    }
+    out.flush()?;
+    drop(listener);
     Ok(())
 }

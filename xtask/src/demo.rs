@@ -81,10 +81,13 @@ fn run_demo(host: &Host, attacker: &Host, client: &Host, daemon: &mut Child, sec
     step("mitigator protect 203.0.113.10   (the default countermeasure profile)");
     print!("{}", mitigator(&["protect", "203.0.113.10"])?);
 
-    step("attacker: UDP flood from source port 123 (NTP reflection) and 2,000 SYN/s; client: up to 100 TCP transactions/s");
+    step(
+        "attacker, from random spoofed sources (hping3 --rand-source): a UDP flood from source port 123 (NTP reflection) \
+         and a SYN flood at the service; client: up to 100 TCP transactions/s",
+    );
     let mut floods = vec![
-        spawn(attacker.command("hping3").args(["--udp", "-s", "123", "-k", "-p", "40000", "-d", "400", "--flood", "-q"]).arg(host.v4.to_string()).stdout(Stdio::null()).stderr(Stdio::null()))?,
-        spawn(attacker.command("hping3").args(["-S", "-p", "8080", "-i", "u500", "-q"]).arg(host.v4.to_string()).stdout(Stdio::null()).stderr(Stdio::null()))?,
+        spawn(attacker.command("hping3").args(["--udp", "-s", "123", "-k", "-p", "40000", "-d", "400", "--rand-source", "--flood", "-q"]).arg(host.v4.to_string()).stdout(Stdio::null()).stderr(Stdio::null()))?,
+        spawn(attacker.command("hping3").args(["-S", "-p", "8080", "--rand-source", "--flood", "-q"]).arg(host.v4.to_string()).stdout(Stdio::null()).stderr(Stdio::null()))?,
     ];
     let (ok, failed, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
     let legit = {
