@@ -32,11 +32,22 @@ pub fn count_iface(slot: u32, v: IfaceVerdict, len: u64) {
         None => return,
     };
     // The verdict is the counter's index (IfaceVerdict's discriminants).
-    // Read back opaquely so that the bounds check stays: LLVM knows the
-    // enum's range and drops it, but a verdict returned by the SYN proxy's
-    // subprogram reaches the verifier as an unbounded scalar.
-    let i = unsafe { core::ptr::read_volatile(&(v as u32)) } as usize;
-    if let Some(c) = s.verdicts.get_mut(i) {
+    if let Some(c) = s.verdicts.get_mut(v as usize) {
+        c.add(len);
+    }
+}
+
+/// `count_iface` for a verdict that comes back from a BPF-to-BPF call (the
+/// SYN proxy's) as a plain index: LLVM knows an `IfaceVerdict`'s range and
+/// drops the bounds check, but the verifier sees a returned value as
+/// unbounded, so the index stays a number whose check LLVM must keep.
+#[inline(always)]
+pub fn count_iface_index(slot: u32, index: u32, len: u64) {
+    let s = match IFACE_STATS.get_ptr_mut(slot) {
+        Some(s) => unsafe { &mut *s },
+        None => return,
+    };
+    if let Some(c) = s.verdicts.get_mut(index as usize) {
         c.add(len);
     }
 }

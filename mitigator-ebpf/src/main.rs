@@ -34,7 +34,7 @@ use mitigator_common::{
     CONFIG_EPOCH_SHIFT, CONFIG_GEN_BIT, DST_NONE, LPM_GEN_BITS, MAX_TARGETS,
 };
 
-use count::{count_iface, count_target, iface_slot};
+use count::{count_iface, count_iface_index, count_target, iface_slot};
 use maps::*;
 use parse::{DstAddr, Pkt};
 
@@ -62,7 +62,11 @@ pub fn mitigator(ctx: XdpContext) -> u32 {
         let (data, data_end) = packet(&ctx);
         match decide(data, data_end, len, config_word()) {
             Outcome::Done(a, v) => (a, v),
-            Outcome::SynProxy => syn_proxy_decide(&ctx, len),
+            Outcome::SynProxy => {
+                let (action, verdict) = syn_proxy_decide(&ctx, len);
+                count_iface_index(iface_slot(unsafe { (*ctx.ctx).ingress_ifindex }), verdict, len);
+                return action;
+            }
         }
     };
     count_iface(iface_slot(unsafe { (*ctx.ctx).ingress_ifindex }), verdict, len);
@@ -83,21 +87,23 @@ fn handed_over() -> Option<(&'static Pkt, &'static mitigator_common::Policy)> {
 /// lets the target's remaining countermeasures decide what it passes.
 /// Not inlined: a BPF-to-BPF call with its own stack frame, which keeps
 /// its locals (and its verification) apart from `decide`'s.
+/// Returns the action and the interface verdict's index.
 #[inline(never)]
-fn syn_proxy_decide(ctx: &XdpContext, len: u64) -> (u32, IfaceVerdict) {
-    let Some((p, pol)) = handed_over() else { return (XDP_PASS, IfaceVerdict::Unparsed) };
+fn syn_proxy_decide(ctx: &XdpContext, len: u64) -> (u32, u32) {
+    let Some((p, pol)) = handed_over() else { return (XDP_PASS, IfaceVerdict::Unparsed as u32) };
     let id = p.target;
     let verdict = match syn_proxy::decide(ctx, p) {
         syn_proxy::Proxy::Answered => {
             count_target(id, Some(DropReason::SynCookie), len);
-            return (XDP_TX, IfaceVerdict::SynCookieSent);
+            return (XDP_TX, IfaceVerdict::SynCookieSent as u32);
         }
         syn_proxy::Proxy::Drop => Some(DropReason::SynProxy),
         // A listener's connection, a valid cookie, or no listener at all:
         // the remaining countermeasures decide.
         syn_proxy::Proxy::Pass | syn_proxy::Proxy::NotMine => policy::late(pol, p, id, len),
     };
-    finish(id, verdict, len)
+    let (action, v) = finish(id, verdict, len);
+    (action, v as u32)
 }
 
 /// Counts a target's verdict; the action and interface verdict for it.
