@@ -145,7 +145,22 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 4;
     /// Anything else.
     pub const FAILED: u8 = 1;
+    /// Bad arguments (clap's own code for what it refuses while parsing).
+    pub const BAD_ARGS: u8 = 2;
 }
+
+/// Arguments that parse one by one but not together (a protection's
+/// spec): exit 2, as for what clap refuses.
+#[derive(Debug)]
+struct BadArgs(String);
+
+impl std::fmt::Display for BadArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadArgs {}
 
 pub async fn main(cli: Cli) -> ExitCode {
     // The DOTS client talks to a DOTS server, not to the local daemon: its own exit codes.
@@ -159,6 +174,8 @@ pub async fn main(cli: Cli) -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<Refused>().is_some() {
                 ExitCode::from(exit::REFUSED)
+            } else if e.downcast_ref::<BadArgs>().is_some() {
+                ExitCode::from(exit::BAD_ARGS)
             } else if format!("{e:#}").contains("cannot reach the daemon") {
                 ExitCode::from(exit::UNREACHABLE)
             } else {
@@ -174,7 +191,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run { config } => crate::daemon::run(config.as_deref()).await,
         Command::Protect { prefixes, protocols, ports, countermeasures, profile, lifetime, json } => {
             let spec = ProtectionSpec { prefixes, protocols, ports, countermeasures, profile, lifetime };
-            spec.validate().map_err(anyhow::Error::msg)?;
+            spec.validate().map_err(BadArgs)?;
             let p: Protection = api.post("/v1/protections", &spec).await?;
             print_protection(&p, json, "protected");
             Ok(())

@@ -341,6 +341,10 @@ pub enum Owner {
     Dots { cuid: String, mid: u32 },
 }
 
+/// The longest lifetime a protection may ask for: ten years. Longer is
+/// refused rather than carried into time arithmetic.
+pub const MAX_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
+
 /// What is asked: the scope and the countermeasures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtectionSpec {
@@ -388,6 +392,11 @@ impl ProtectionSpec {
         }
         if self.lifetime == Some(0) {
             return Err("lifetime: must be positive (omit it for a protection that lasts until removed)".into());
+        }
+        if let Some(l) = self.lifetime.filter(|l| *l > MAX_LIFETIME_S) {
+            return Err(format!(
+                "lifetime: {l} s is more than {MAX_LIFETIME_S} s (ten years; omit it for a protection that lasts until removed)"
+            ));
         }
         Ok(())
     }
@@ -486,5 +495,9 @@ mod tests {
         spec.validate().unwrap();
         spec.lifetime = Some(0);
         assert!(spec.validate().unwrap_err().contains("lifetime"));
+        spec.lifetime = Some(u64::MAX);
+        assert!(spec.validate().unwrap_err().contains("ten years"));
+        spec.lifetime = Some(MAX_LIFETIME_S);
+        spec.validate().unwrap();
     }
 }

@@ -24,6 +24,7 @@ fn cli_and_api_refuse_bad_values_and_change_nothing() -> anyhow::Result<()> {
         (&["protect", "203.0.113.11", "--countermeasure", "nuke"][..], "nuke"),
         (&["protect", "203.0.113.11", "--countermeasure", "rate-limit:pps=abc"][..], "pps=abc"),
         (&["protect", "127.0.0.1"][..], "loopback"),
+        (&["protect", "203.0.113.11", "--lifetime", "18446744073709551615"][..], "ten years"),
         (&["lists", "drop", "--add", "10.0.0.1/8"][..], "host bits"),
     ] {
         let out = d.cli_raw(args)?;
@@ -52,6 +53,8 @@ fn cli_and_api_refuse_bad_values_and_change_nothing() -> anyhow::Result<()> {
         (r#"{"prefixes": ["127.0.0.1/32"]}"#, "loopback"),
         (r#"{"prefixes": []}"#, "at least one target prefix"),
         (r#"{"prefixes": ["203.0.113.12/32"], "ports": [{"lo": 9, "hi": 1}]}"#, "ports"),
+        // Once a panic in the registry's time arithmetic (issue 21).
+        (r#"{"prefixes": ["203.0.113.12/32"], "lifetime": 18446744073709551615}"#, "ten years"),
     ] {
         let out = Command::new("curl")
             .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])

@@ -208,9 +208,17 @@ impl Registry {
         let (notices, _) = tokio::sync::broadcast::channel(1024);
         let mut owner = Owner_::restore(cfg, store, dataplane, notices.clone())?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("registry".into())
-            .spawn(move || owner.run(rx))?;
+        std::thread::Builder::new().name("registry".into()).spawn(move || {
+            // Every request goes through this thread: a daemon without it
+            // only answers errors. A bug that panics here ends the process
+            // instead, so that the service manager restarts it (the pinned
+            // data plane keeps enforcing meanwhile, and the store has
+            // everything acknowledged).
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| owner.run(rx))).is_err() {
+                tracing::error!("the registry thread panicked (a bug: please report it with the log); exiting with status 70 so that the daemon is restarted");
+                std::process::exit(70);
+            }
+        })?;
         Ok(Registry { tx, notices })
     }
 
@@ -669,7 +677,7 @@ impl Owner_ {
         let p = Protection {
             id,
             owner,
-            expires_unix: spec.lifetime.map(|l| created_unix + l),
+            expires_unix: spec.lifetime.map(|l| created_unix.saturating_add(l)),
             spec,
             countermeasures,
             created_unix,
