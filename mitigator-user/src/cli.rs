@@ -163,6 +163,13 @@ impl std::fmt::Display for BadArgs {
 impl std::error::Error for BadArgs {}
 
 pub async fn main(cli: Cli) -> ExitCode {
+    // A command's output piped into `head` must end it quietly, as any Unix
+    // tool does, not with a panic on EPIPE (Rust ignores SIGPIPE). Not for
+    // the daemon, whose peers may close their sockets at any time.
+    if !matches!(cli.command, Command::Run { .. }) {
+        // SAFETY: setting a signal's disposition to its default.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // The DOTS client talks to a DOTS server, not to the local daemon: its own exit codes.
     if let Command::Client { command } = cli.command {
         return crate::client_dots::cli::main(command).await;
@@ -217,12 +224,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client { .. } => unreachable!("handled in main"),
         Command::Uninstall { config } => {
-            let cfg = match config {
-                Some(p) => Config::load(&p)?,
-                None => Config::parse("").map_err(anyhow::Error::msg)?,
+            let pin_dir = match config {
+                Some(p) => Config::pin_dir_of(&p)?,
+                None => Config::parse("").map_err(anyhow::Error::msg)?.dataplane.pin_dir,
             };
-            crate::dataplane::remove_pins(&cfg.dataplane.pin_dir)?;
-            println!("removed pinned data plane under {}", cfg.dataplane.pin_dir.display());
+            crate::dataplane::remove_pins(&pin_dir)?;
+            println!("removed pinned data plane under {}", pin_dir.display());
             Ok(())
         }
         Command::Certs { dir, server_names, clients } => certs(&dir, &server_names, &clients),

@@ -497,6 +497,26 @@ impl Config {
         Config::parse(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
     }
 
+    /// The pin directory a config file names, and nothing else read:
+    /// `mitigator uninstall` needs only it, and a file whose other sections
+    /// are broken (a missing credential of an `[[upstream]]`) must not keep
+    /// the pins from being removed.
+    pub fn pin_dir_of(path: &Path) -> anyhow::Result<PathBuf> {
+        #[derive(Deserialize)]
+        struct Only {
+            #[serde(default)]
+            dataplane: OnlyDataplane,
+        }
+        #[derive(Deserialize, Default)]
+        struct OnlyDataplane {
+            pin_dir: Option<PathBuf>,
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let only: Only = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        Ok(only.dataplane.pin_dir.unwrap_or_else(|| DataplaneConfig::default().pin_dir))
+    }
+
     /// Parses and checks a config text.
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;

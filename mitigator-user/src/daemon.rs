@@ -34,12 +34,14 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     }
     info!(config = ?config, socket = %cfg.daemon.socket.display(), "mitigator starting");
 
+    let bpffs_before = crate::dataplane::is_bpffs(Path::new("/sys/fs/bpf"));
     let mut dataplane = Dataplane::open(&DataplaneOptions {
         pin_dir: Some(cfg.dataplane.pin_dir.clone()),
         dst_cache: cfg.dataplane.dst_cache,
         grace: std::time::Duration::from_millis(cfg.dataplane.grace_ms),
     })
         .context("cannot load the XDP program (are you root, and is bpffs mounted at /sys/fs/bpf?)")?;
+    warn_if_private_bpffs(&cfg.dataplane.pin_dir, bpffs_before);
     attach_all(&mut dataplane, &cfg)?;
     let store = Store::open(&cfg.daemon.state_dir)?;
     let registry = Registry::start(cfg.clone(), store, dataplane)?;
@@ -151,4 +153,30 @@ pub fn up_interfaces() -> anyhow::Result<Vec<String>> {
         libc::freeifaddrs(addrs);
     }
     Ok(out)
+}
+
+/// Warns when the pins would be private to this process: `ip netns exec`
+/// gives the command a mount namespace of its own with a fresh /sys, where
+/// no bpffs is mounted, so the one we mount there is not the machine's: the
+/// pins die with the daemon, nothing enforces while it restarts, and
+/// `mitigator uninstall` from outside cannot see them. Told apart from a
+/// host that simply had no bpffs mounted (a minimal VM: we mount the
+/// machine's) by the mount namespace, which differs from our parent's; and
+/// from a sandboxed systemd service (a mount namespace of its own, but the
+/// machine's bpffs in it) by /sys/fs/bpf having been a bpffs already.
+fn warn_if_private_bpffs(pin_dir: &Path, bpffs_before: bool) {
+    if bpffs_before || !pin_dir.starts_with("/sys/fs/bpf") {
+        return;
+    }
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let parent = std::os::unix::process::parent_id().to_string();
+    match (ns("self"), ns(&parent)) {
+        (Some(ours), Some(theirs)) if ours != theirs => tracing::warn!(
+            pin_dir = %pin_dir.display(),
+            "the bpffs at /sys/fs/bpf is private to this process (started with `ip netns exec`?): the pins die with the \
+             daemon and nothing enforces while it restarts; start it with `nsenter --net=/run/netns/NAME mitigator run`, \
+             which keeps the machine's mounts, or set dataplane.pin_dir on a bpffs the machine keeps"
+        ),
+        _ => {}
+    }
 }

@@ -131,7 +131,8 @@ pub(super) fn load(pin_dir: Option<&Path>) -> Result<(Ebpf, bool)> {
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-fn is_bpffs(p: &Path) -> bool {
+/// `p` is on a bpf filesystem.
+pub(crate) fn is_bpffs(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return false };
     // SAFETY: c is NUL-terminated, st is written by the kernel.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };

@@ -42,6 +42,7 @@ mod rules;
 mod stats;
 mod test_run;
 pub use test_run::run_fd as test_run_fd;
+pub(crate) use load::is_bpffs;
 pub mod testpkt;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
