@@ -61,6 +61,21 @@ pub fn start(cfg: &Config, registry: Registry, upstreams: Arc<Upstreams>) -> Esc
     Escalation { task: tokio::spawn(c.run()) }
 }
 
+/// The targets no longer present as they were seen: removed, or their id
+/// given to another protection (an id is reused as soon as it is free, so
+/// `unprotect` then `protect` within one tick hands the new prefixes the
+/// old id), or their scope changed. Their legs are withdrawn; a protection
+/// present under such an id starts afresh, with its own prefixes.
+fn gone(targets: &BTreeMap<u32, Target>, present: &[ProtectionStatus]) -> Vec<u32> {
+    targets
+        .iter()
+        .filter(|(id, t)| {
+            !present.iter().any(|p| p.protection.id == **id && p.protection.owner == t.owner && p.protection.spec == t.spec)
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 struct Target {
     owner: Owner,
     spec: crate::protection::ProtectionSpec,
@@ -144,8 +159,7 @@ impl Controller {
 
     /// Protections that were removed: their upstream mitigations go too.
     fn forget_removed(&mut self, present: &[ProtectionStatus], now: Instant, jobs: &mut JoinSet<Done>) {
-        let gone: Vec<u32> = self.targets.keys().filter(|id| !present.iter().any(|p| p.protection.id == **id)).copied().collect();
-        for id in gone {
+        for id in gone(&self.targets, present) {
             let t = self.targets.remove(&id).expect("listed");
             for mut leg in t.legs {
                 leg.withdraw(now);
@@ -354,4 +368,62 @@ fn upstream_spec(prefixes: &[ipnet::IpNet], spec: &crate::protection::Protection
             spec.ports.iter().map(|r| PortRange { lower_port: r.lo, upper_port: (r.hi != r.lo).then_some(r.hi) }).collect(),
         )
         .with_lifetime(lifetime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        protection::ProtectionSpec,
+        registry::{Protection, ProtectionStatus},
+    };
+
+    fn spec(prefix: &str) -> ProtectionSpec {
+        ProtectionSpec {
+            prefixes: vec![prefix.parse().unwrap()],
+            protocols: vec![],
+            ports: vec![],
+            countermeasures: vec![],
+            profile: None,
+            lifetime: None,
+        }
+    }
+
+    fn present(id: u32, prefix: &str) -> ProtectionStatus {
+        ProtectionStatus {
+            protection: Protection {
+                id,
+                owner: Owner::Local,
+                spec: spec(prefix),
+                countermeasures: vec![],
+                created_unix: 0,
+                expires_unix: None,
+            },
+            passed: Default::default(),
+            dropped: Default::default(),
+            drop_reasons: Default::default(),
+        }
+    }
+
+    fn target(prefix: &str) -> Target {
+        Target {
+            owner: Owner::Local,
+            spec: spec(prefix),
+            detector: Detector::default(),
+            load: Load::default(),
+            legs: vec![],
+            reported_exceeded: false,
+        }
+    }
+
+    #[test]
+    fn an_id_given_to_another_protection_is_a_new_target() {
+        let targets: BTreeMap<u32, Target> = [(3, target("198.51.100.0/24")), (4, target("203.0.113.7/32"))].into();
+        // 3 kept as it was; 4 removed and its id reused for other prefixes
+        // within one tick (`unprotect` then `protect`).
+        let now = [present(3, "198.51.100.0/24"), present(4, "192.0.2.0/24")];
+        assert_eq!(gone(&targets, &now), vec![4]);
+        assert_eq!(gone(&targets, &now[..1]), vec![4]);
+        assert!(gone(&targets, &[present(3, "198.51.100.0/24"), present(4, "203.0.113.7/32")]).is_empty());
+    }
 }
