@@ -341,6 +341,14 @@ pub fn render_status(st: &Status) -> String {
     } else {
         out.push_str(&format!("{t}\n"));
     }
+    // A DOTS client's mitigation: its phase and the lifetime the client is
+    // told (active-but-terminating ends with its period).
+    for p in &st.protections {
+        if let (Some(d), crate::protection::Owner::Dots { cuid, mid }) = (&p.dots, &p.protection.owner) {
+            let left = if d.lifetime < 0 { "indefinite".to_string() } else { format!("{} s left", d.lifetime) };
+            out.push_str(&format!("{}: DOTS {cuid} mid {mid}, status {} ({}), {left}\n", p.protection.id, d.status, d.status_label));
+        }
+    }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(["interface", "XDP mode", "seen pkt/s", "seen bit/s", "seen total", "dropped pkt/s", "passed pkt/s"]);

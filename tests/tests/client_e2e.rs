@@ -72,6 +72,16 @@ fn client_mitigate_status_withdraw_against_the_daemon() -> anyhow::Result<()> {
     assert_eq!(v["withdrawn"], true);
     let (_, v, text) = client(&lab, &["status", "--mid", &mid_s])?;
     assert_eq!(status_code(&v[0]), Some(5), "active-but-terminating after withdraw: {text}");
+    // The lifetime left is the terminating period's (3 s here), not the
+    // request's 600 s (RFC 9132 4.4.4).
+    assert!(v[0]["lifetime"].as_i64().is_some_and(|l| (0..=3).contains(&l)), "lifetime while terminating: {text}");
+    // The operator sees the same phase and when it ends.
+    let st = lab.daemon.status()?;
+    let p = &st["protections"][0];
+    assert_eq!(p["dots"]["status"], 5, "{p:#}");
+    assert!(p["dots"]["lifetime"].as_i64().is_some_and(|l| (0..=3).contains(&l)), "{p:#}");
+    assert!(p["expires_unix"].as_u64().is_some(), "the operator can tell when it ends: {p:#}");
+    assert!(lab.daemon.cli(&["status"])?.contains("status 5 (dots-client-withdrawn-mitigation)"));
 
     wait_for("traffic to pass again", Duration::from_secs(15), || {
         let before = service.received();

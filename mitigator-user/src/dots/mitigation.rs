@@ -67,8 +67,14 @@ impl Mitigation {
 
     /// The remaining lifetime a response or notification reports (section
     /// 4.4.1.1: "the remaining lifetime in status messages"), rounded up.
+    /// While active-but-terminating (status 5), the mitigation ends with
+    /// the terminating period if that comes first (4.4.4).
     pub fn remaining_lifetime(&self, now_ms: u64) -> Lifetime {
-        match self.expires_ms {
+        let end = match (self.expires_ms, self.terminating_until_ms) {
+            (Some(e), Some(t)) => Some(e.min(t)),
+            (e, t) => e.or(t),
+        };
+        match end {
             None => Lifetime::Indefinite,
             Some(e) => Lifetime::Seconds(u32::try_from(e.saturating_sub(now_ms).div_ceil(1000)).unwrap_or(u32::MAX)),
         }

@@ -402,6 +402,7 @@ mod tests {
             passed: Default::default(),
             dropped: Default::default(),
             drop_reasons: Default::default(),
+            dots: None,
         }
     }
 

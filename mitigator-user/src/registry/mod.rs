@@ -144,6 +144,22 @@ pub struct ProtectionStatus {
     pub dropped: CounterReport,
     /// Per drop reason, only those that dropped something.
     pub drop_reasons: BTreeMap<String, CounterReport>,
+    /// A DOTS client's mitigation: its state as the client sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dots: Option<DotsView>,
+}
+
+/// What an operator needs to tell a DOTS mitigation's phases apart: its
+/// RFC 9132 status and the remaining lifetime the client is told, which
+/// ends with the active-but-terminating period while at status 5.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DotsView {
+    /// Table 3's code (1-8).
+    pub status: u64,
+    /// Table 3's label, e.g. "dots-client-withdrawn-mitigation".
+    pub status_label: String,
+    /// Seconds left, or -1 for an indefinite lifetime.
+    pub lifetime: i64,
 }
 
 /// Live view of one interface: every packet the program saw, by verdict.
@@ -856,12 +872,32 @@ impl Owner_ {
                 drop_reasons.insert(r.name().to_string(), c);
             }
         }
+        let mut protection = p.clone();
+        let dots = self.dots_view(&mut protection);
         ProtectionStatus {
-            protection: p.clone(),
+            protection,
             passed: CounterReport::new(&cur.passed, rates.map(|x| &x.passed)),
             dropped,
             drop_reasons,
+            dots,
         }
+    }
+
+    /// The DOTS side of a DOTS client's protection; its `expires_unix` set
+    /// to when the mitigation ends (the DOTS table keeps the lifetime, not
+    /// the protection).
+    fn dots_view(&self, p: &mut Protection) -> Option<DotsView> {
+        let Owner::Dots { cuid, mid } = &p.owner else { return None };
+        let m = self.dots.mitigations.mitigation(cuid, *mid)?;
+        let now = dots::now_ms();
+        let lifetime = match m.remaining_lifetime(now) {
+            dots_proto::signal::Lifetime::Seconds(s) => {
+                p.expires_unix = Some(now / 1000 + u64::from(s));
+                i64::from(s)
+            }
+            dots_proto::signal::Lifetime::Indefinite => -1,
+        };
+        Some(DotsView { status: m.status.code(), status_label: m.status.label().to_string(), lifetime })
     }
 
     fn shutdown(&mut self, uninstall: bool) -> Result<(), RegistryError> {

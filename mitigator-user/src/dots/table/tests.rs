@@ -307,6 +307,9 @@ fn delete_keeps_mitigating_at_5_for_120_s_then_6_and_removed() {
     assert_eq!(enforcement_keys(&out.events), None, "still enforced while terminating");
     assert_eq!(enforced_mids(&t), vec![("a".to_string(), 1)]);
     assert_eq!(t.next_deadline(), Some(T0 + 130 * S));
+    // The remaining lifetime reported is the terminating period's, not the
+    // request's (3600 s).
+    assert_eq!(t.mitigation("a", 1).unwrap().remaining_lifetime(T0 + 20 * S), Lifetime::Seconds(110));
     assert!(t.tick(T0 + 129 * S).is_empty());
     let ev = t.tick(T0 + 130 * S);
     assert!(ev.contains(&status_event("a", 1, Status::AttackMitigationTerminated)));
