@@ -181,7 +181,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<Refused>().is_some() {
                 ExitCode::from(exit::REFUSED)
-            } else if e.downcast_ref::<BadArgs>().is_some() {
+            } else if e.downcast_ref::<BadArgs>().is_some() || e.downcast_ref::<crate::config::ConfigError>().is_some() {
                 ExitCode::from(exit::BAD_ARGS)
             } else if format!("{e:#}").contains("cannot reach the daemon") {
                 ExitCode::from(exit::UNREACHABLE)

@@ -493,8 +493,8 @@ impl Config {
     /// Reads a config file; errors name the file, the line and the field.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Config::parse(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        Ok(Config::parse(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?)
     }
 
     /// The pin directory a config file names, and nothing else read:
@@ -585,6 +585,11 @@ impl Config {
     /// the upstream's `name` and the field.
     fn check_upstreams(&self, text: &str) -> Result<(), String> {
         let at = |u: &UpstreamConfig| format!("line {}, upstream \"{}\"", line_of(text, u.name.span().start), u.name.get_ref());
+        // The line of one of the upstream's own keys (the name's if absent).
+        let at_field = |u: &UpstreamConfig, field: &str| {
+            let line = field_line(text, u.name.span().start, field).unwrap_or_else(|| line_of(text, u.name.span().start));
+            format!("line {line}, upstream \"{}\"", u.name.get_ref())
+        };
         for (i, u) in self.upstream.iter().enumerate() {
             let name = u.name.get_ref();
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -598,9 +603,18 @@ impl Config {
             match (psk, cert) {
                 ((true, true), (false, false, _)) => {
                     crate::signal::identity::decode_hex(u.psk_key.as_deref().unwrap_or_default())
-                        .map_err(|e| format!("{}: psk_key: {e}", at(u)))?;
+                        .map_err(|e| format!("{}: psk_key: {e}", at_field(u, "psk_key")))?;
                 }
-                ((false, false), (true, true, true)) => {}
+                ((false, false), (true, true, true)) => {
+                    // Read now, so that a missing file names its line and
+                    // field, and nothing is touched before.
+                    for (field, path) in [("cert", &u.cert), ("key", &u.key), ("ca", &u.ca)] {
+                        let path = path.as_deref().expect("set");
+                        std::fs::File::open(path).map_err(|e| {
+                            format!("{}: {field}: cannot read {}: {e}", at_field(u, field), path.display())
+                        })?;
+                    }
+                }
                 ((false, false), (false, false, _)) => {
                     return Err(format!("{}: no credential: set psk_identity and psk_key, or cert, key and ca", at(u)))
                 }
@@ -649,6 +663,36 @@ impl Config {
 }
 
 /// 1-based line of a byte offset.
+/// The line of key `field` in the table that holds byte `offset` (from the
+/// table's header to the next one).
+fn field_line(text: &str, offset: usize, field: &str) -> Option<usize> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind("\n[").map(|i| i + 1).unwrap_or(0);
+    let end = text[offset..].find("\n[").map(|i| offset + i).unwrap_or(text.len());
+    let mut pos = start;
+    for line in text[start..end].split_inclusive('\n') {
+        let key = line.trim_start();
+        if key.strip_prefix(field).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            return Some(line_of(text, pos));
+        }
+        pos += line.len();
+    }
+    None
+}
+
+/// A configuration refused: the file, line and field are in the text. The
+/// CLI exits 2 for it, as for any bad argument.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }

@@ -92,8 +92,14 @@ pub fn psk_table(domains: &[ClientDomain]) -> Result<PskTable, String> {
 /// Hex to bytes (PSK keys are binary; hex keeps them printable in TOML).
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
-    if s.is_empty() || !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("a PSK key is an even number of hex digits".into());
+    if let Some((i, c)) = s.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!("`{c}` at position {} is not a hex digit (a PSK key is written in hex, e.g. 0123abcd)", i + 1));
+    }
+    if s.is_empty() {
+        return Err("empty (a PSK key is written in hex, e.g. 0123abcd)".into());
+    }
+    if !s.len().is_multiple_of(2) {
+        return Err(format!("{} hex digits: a PSK key is whole bytes, two hex digits each", s.len()));
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string())).collect()
 }
