@@ -116,7 +116,11 @@ pub struct SynProxyConfig {
     /// Non-zero once the daemon wrote the entry: a zeroed one (no config)
     /// answers nothing.
     pub ready: u8,
-    pub _pad: u8,
+    /// Non-zero: echo the client's timestamps, and with them (in the low
+    /// bits of our timestamp value, where the cookie keeps them) its window
+    /// scale and SACK. Zero: the SYN-ACK carries the MSS alone, as a
+    /// syncookie without timestamps can keep nothing else.
+    pub timestamps: u8,
 }
 
 /// `AGG_RATE`: `Array<AggBucket>` of [`MAX_TARGETS`], one per target id:

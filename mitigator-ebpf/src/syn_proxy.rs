@@ -316,7 +316,11 @@ fn store<const N: usize>(ctx: &XdpContext, off: u32, buf: &mut [u8; N], len: u32
 /// has opened the connection to the listener and announced its window.
 #[inline(always)]
 fn synack_tcp(s: &mut Scratch, cfg: &SynProxyConfig, v6: bool, cookie: u32) -> u32 {
-    let (wscale, sack, ts, tsecr) = (s.opt_wscale, s.opt_sack != 0, s.opt_ts != 0, s.opt_tsval);
+    // Without timestamps nothing but the MSS can come back through the
+    // cookie: window scale and SACK are not offered either.
+    let with_ts = cfg.timestamps != 0 && s.opt_ts != 0;
+    let (wscale, sack, ts, tsecr) =
+        if with_ts { (s.opt_wscale, s.opt_sack != 0, true, s.opt_tsval) } else { (0xf, false, false, 0) };
     let t = &s.tcp;
     let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     let out = &mut s.out;
