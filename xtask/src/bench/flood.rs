@@ -33,6 +33,11 @@ use crate::step;
 #[path = "flood_spoofed.rs"]
 mod spoofed;
 
+/// Random-source SYN, UDP and ACK floods side by side (issue 13): its own
+/// lab and table.
+#[path = "attack_shapes.rs"]
+pub mod shapes;
+
 /// How the flood is made and which way it enters the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generator {
@@ -137,11 +142,30 @@ pub struct Measured {
     pub tx_failed: u64,
     /// The live-frames generator's calls over the whole case.
     pub calls: Option<xdpgen::Calls>,
+    /// Why the case could not run (its other fields are then zero).
+    pub error: Option<String>,
 }
 
 impl Measured {
     pub fn tps(&self) -> f64 {
         self.tx_ok as f64 / self.window_s
+    }
+
+    /// A case that could not run, kept as a row with its error.
+    fn failed(generator: Generator, filter: Filter, e: &anyhow::Error) -> Measured {
+        Measured {
+            generator,
+            filter,
+            window_s: 0.0,
+            sent_pps: 0.0,
+            ring_drop_pps: 0.0,
+            rx_pps: 0.0,
+            dropped_pps: None,
+            tx_ok: 0,
+            tx_failed: 0,
+            calls: None,
+            error: Some(format!("{e:#}")),
+        }
     }
 }
 
@@ -149,15 +173,19 @@ pub struct Flood {
     /// One table per generator, in `Generator::ALL` order.
     pub tables: Vec<Table>,
     pub rows: Vec<Measured>,
-    pub paced: Paced,
+    /// The paced rate, or why there is none (the unpaced live-frames runs
+    /// that set it could not run).
+    pub paced: Result<Paced, String>,
     /// What xdp-trafficgen answered when tried on the direct link.
     pub xdp_trafficgen: String,
+    /// The attack-shapes table's results (issue 13).
+    pub shapes: shapes::Shapes,
 }
 
 impl Flood {
     /// TCP transactions/s of one case, if it ran.
     pub fn tps(&self, g: Generator, f: Filter) -> Option<f64> {
-        self.rows.iter().find(|m| m.generator == g && m.filter == f).map(Measured::tps)
+        self.rows.iter().find(|m| m.generator == g && m.filter == f && m.error.is_none()).map(Measured::tps)
     }
 }
 
@@ -392,6 +420,7 @@ fn one(f: Filter, lab: &Hosts, path: &Path, src: &Sources, o: &Opts) -> anyhow::
         tx_ok,
         tx_failed,
         calls,
+        error: None,
     };
     // The comparison means nothing if the flood never reached the host.
     if m.rx_pps + m.ring_drop_pps < 0.5 * m.sent_pps {
@@ -498,6 +527,8 @@ pub fn run(o: &Opts) -> anyhow::Result<Flood> {
     // Issue 23: skbs from random sources over veth, the container case. In
     // a lab of its own, first; its table comes last.
     let syn = spoofed::run(o)?;
+    // Issue 13: the attack shapes, in a lab of their own too.
+    let shapes = shapes::run(o)?;
     step("flood: creating the lab (namespaces mtgfl-{host,attacker,client} on a bridge, mtgfl-upstream on the host's eth1)");
     // "mtgfl", not a prefix of another section's lab tag ("mtgb-xf"): a lab
     // removes the leftovers of its tag's prefix when it starts.
@@ -537,25 +568,44 @@ pub fn run(o: &Opts) -> anyhow::Result<Flood> {
             rows.push(case(g, f, &hosts, &src, o)?);
         }
     }
-    let paced = paced_rate(&rows, o.flood_pps)?;
-    step(&format!("flood: paced rate {:.0} pps ({})", paced.pps, paced.rule()));
-    src.xdp_paced = Some(xdpgen::Program::load(&work.0, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?, Some(paced.pps))?);
-    for f in Filter::ALL {
-        rows.push(case(Generator::XdpPaced, f, &hosts, &src, o)?);
+    // A live-frames case that cannot run (the kernel refusing the test
+    // run) is a row with its error, and the others still run.
+    let paced = paced_rate(&rows, o.flood_pps).map_err(|e| format!("{e:#}"));
+    match &paced {
+        Ok(p) => {
+            step(&format!("flood: paced rate {:.0} pps ({})", p.pps, p.rule()));
+            src.xdp_paced = Some(xdpgen::Program::load(&work.0, &bpffs, ifindex(&hosts.upstream, LINK_DEV)?, Some(p.pps))?);
+            for f in Filter::ALL {
+                rows.push(case(Generator::XdpPaced, f, &hosts, &src, o)?);
+            }
+        }
+        Err(e) => {
+            step(&format!("flood: no paced rate: {e}"));
+            let e = anyhow::anyhow!("no paced rate: {e}");
+            rows.extend(Filter::ALL.iter().map(|&f| Measured::failed(Generator::XdpPaced, f, &e)));
+        }
     }
     drop(src);
     drop(bpffs);
     drop(lab);
-    let mut tables: Vec<Table> = Generator::ALL.iter().map(|&g| table(g, &paced, rows.iter().filter(|m| m.generator == g))).collect();
+    let mut tables: Vec<Table> = Generator::ALL.iter().map(|&g| table(g, paced.as_ref().ok(), rows.iter().filter(|m| m.generator == g))).collect();
     tables.push(syn);
-    Ok(Flood { tables, rows, paced, xdp_trafficgen })
+    tables.push(shapes.table.clone());
+    Ok(Flood { tables, rows, paced, xdp_trafficgen, shapes })
 }
 
 /// Runs one case and says what it measured.
 fn case(g: Generator, f: Filter, hosts: &Hosts, src: &Sources, o: &Opts) -> anyhow::Result<Measured> {
     let path = hosts.path(g);
     step(&format!("flood: {}, {} ({} s of UDP flood and TCP transactions)", g.name(), f.name(), o.seconds));
-    let m = one(f, hosts, &path, src, o)?;
+    let m = match one(f, hosts, &path, src, o) {
+        Ok(m) => m,
+        Err(e) if g.live_frames() => {
+            step(&format!("flood: could not run: {e:#}"));
+            return Ok(Measured::failed(g, f, &e));
+        }
+        Err(e) => return Err(e),
+    };
     let gen = m
         .calls
         .map(|c| format!("; generator: {:.0} program runs/s in its calls, {:.2} s a call", c.runs_per_s(), c.secs_per_call()))
@@ -573,7 +623,7 @@ fn case(g: Generator, f: Filter, hosts: &Hosts, src: &Sources, o: &Opts) -> anyh
     Ok(m)
 }
 
-fn table<'a>(g: Generator, paced: &Paced, rows: impl Iterator<Item = &'a Measured>) -> Table {
+fn table<'a>(g: Generator, paced: Option<&Paced>, rows: impl Iterator<Item = &'a Measured>) -> Table {
     const XDP_COLS: [&str; 3] =
         ["sent pps (upstream eth1 TX packets + TX dropped)", "lost before the host's filter pps (host eth1 RX dropped: veth ring full)", "host eth1 rx pps (ip -s link)"];
     let (stem, title, cols) = match g {
@@ -600,6 +650,12 @@ fn table<'a>(g: Generator, paced: &Paced, rows: impl Iterator<Item = &'a Measure
     }
     let mut t = Table::new(stem, title, &cols);
     for m in rows {
+        if let Some(e) = &m.error {
+            let mut cells = vec![m.filter.name().into(), format!("could not run: {e}")];
+            cells.resize(t.columns.len(), "-".into());
+            t.row(cells);
+            continue;
+        }
         let mut cells = vec![
             m.filter.name().into(),
             format!("{:.0}", m.sent_pps),
@@ -611,7 +667,7 @@ fn table<'a>(g: Generator, paced: &Paced, rows: impl Iterator<Item = &'a Measure
             format!("{:.1}", m.window_s),
         ];
         if requested {
-            cells.insert(1, format!("{:.0}", paced.pps));
+            cells.insert(1, paced.map(|p| format!("{:.0}", p.pps)).unwrap_or("-".into()));
         }
         t.row(cells);
     }
@@ -634,6 +690,7 @@ mod tests {
             tx_ok: 0,
             tx_failed: 0,
             calls: None,
+            error: None,
         }
     }
 

@@ -16,6 +16,7 @@ use mitigator_tests::Lab;
 use super::{
     progrun::{self, action_name, PrivateBpffs, Prog, Samples},
     report::Table,
+    synproxy_cost::{self, SynCost},
     xdpfilter::XdpFilter,
     Opts,
 };
@@ -120,6 +121,8 @@ pub struct PerPacket {
     pub samples: BTreeMap<String, BTreeMap<&'static str, Samples>>,
     /// xdp-filter's program names (which variant ran), by column.
     pub xdp_filter_progs: BTreeMap<&'static str, String>,
+    /// The SYN proxy's single-run costs (issue 13), or why they are missing.
+    pub synproxy: Result<SynCost, String>,
 }
 
 pub fn run(o: &Opts) -> anyhow::Result<PerPacket> {
@@ -157,7 +160,12 @@ pub fn run(o: &Opts) -> anyhow::Result<PerPacket> {
     drop((xf_ip, xf_all));
     drop(lab);
     drop(server);
-    Ok(PerPacket { table, samples, xdp_filter_progs })
+    // After the server's programs are gone: the example loads its own.
+    let synproxy = synproxy_cost::run(o, &samples, &xdp_filter_progs["xdp-filter-ip"]).map_err(|e| format!("{e:#}"));
+    if let Err(e) = &synproxy {
+        step(&format!("per packet: the SYN proxy's cases could not run: {e}"));
+    }
+    Ok(PerPacket { table, samples, xdp_filter_progs, synproxy })
 }
 
 fn table(

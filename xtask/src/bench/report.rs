@@ -4,6 +4,7 @@
 use std::{fmt::Write as _, path::Path, process::Command};
 
 /// One table of results: `stem` names its CSV (`benchmarks/<stem>.csv`).
+#[derive(Clone)]
 pub struct Table {
     pub stem: &'static str,
     pub title: &'static str,
