@@ -703,8 +703,11 @@ mod tests {
 
     #[test]
     fn upstreams_parse_and_bad_ones_name_line_and_field() {
-        let ok = "[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\nprefixes = [\"198.51.100.0/25\"]\npsk_identity = \"h\"\npsk_key = \"00ff\"\nfallback = [\"B\"]\n\n[[upstream]]\nname = \"B\"\nserver = \"[2001:db8::1]:5000\"\ncert = \"c\"\nkey = \"k\"\nca = \"ca\"\n";
+        let ok = "[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\nprefixes = [\"198.51.100.0/25\"]\npsk_identity = \"h\"\npsk_key = \"00ff\"\nfallback = [\"B\"]\n\n[[upstream]]\nname = \"B\"\nserver = \"[2001:db8::1]:5000\"\ncert = \"/dev/null\"\nkey = \"/dev/null\"\nca = \"/dev/null\"\n";
         let cfg = Config::parse(ok).unwrap();
+        // A credential file is opened at parse: a missing one names its line.
+        let e = Config::parse(&ok.replace("ca = \"/dev/null\"", "ca = \"/nonexistent/ca.pem\"")).unwrap_err();
+        assert!(e.contains("line 14, upstream \"B\": ca: cannot read /nonexistent/ca.pem"), "{e}");
         assert_eq!(cfg.upstream.len(), 2);
         assert_eq!(cfg.upstream[1].server.port, 5000);
 

@@ -153,19 +153,8 @@ impl FromStr for Countermeasure {
                     .map(|kv| kv.trim()["proto=".len()..].parse::<Protocol>())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("countermeasure `{s}`: {e}"))?;
-                let rest = rest.join(",");
-                let p = Params::parse(s, Some(&rest), &["pps", "bps", "burst", "byte-burst"])?;
-                let (pps, bps) = (p.get("pps").unwrap_or(0), p.get("bps").unwrap_or(0));
-                if pps == 0 && bps == 0 {
-                    return Err(format!("countermeasure `{s}`: aggregate-limit needs pps=N and/or bps=N"));
-                }
-                Ok(Countermeasure::AggregateLimit {
-                    pps,
-                    pps_burst: p.get("burst").unwrap_or(pps),
-                    bps,
-                    bps_burst: p.get("byte-burst").unwrap_or(bps),
-                    protocols,
-                })
+                let (pps, pps_burst, bps, bps_burst) = rates(s, name, Some(&rest.join(",")))?;
+                Ok(Countermeasure::AggregateLimit { pps, pps_burst, bps, bps_burst, protocols })
             }
             "syn-limit" => {
                 let p = Params::parse(s, args, &["pps", "burst"])?;
@@ -173,21 +162,23 @@ impl FromStr for Countermeasure {
                 Ok(Countermeasure::SynLimit { pps, burst: p.get("burst").unwrap_or(pps) })
             }
             "rate-limit" => {
-                let p = Params::parse(s, args, &["pps", "bps", "burst", "byte-burst"])?;
-                let (pps, bps) = (p.get("pps").unwrap_or(0), p.get("bps").unwrap_or(0));
-                if pps == 0 && bps == 0 {
-                    return Err(format!("countermeasure `{s}`: rate-limit needs pps=N and/or bps=N"));
-                }
-                Ok(Countermeasure::RateLimit {
-                    pps,
-                    pps_burst: p.get("burst").unwrap_or(pps),
-                    bps,
-                    bps_burst: p.get("byte-burst").unwrap_or(bps),
-                })
+                let (pps, pps_burst, bps, bps_burst) = rates(s, name, args)?;
+                Ok(Countermeasure::RateLimit { pps, pps_burst, bps, bps_burst })
             }
             _ => Err(format!("countermeasure `{s}`: {COUNTERMEASURE_HELP}")),
         }
     }
+}
+
+/// The rates of `rate-limit` and `aggregate-limit` (`name`): pps, its
+/// burst, bps, its burst; a burst defaults to one second of its rate.
+fn rates(whole: &str, name: &str, args: Option<&str>) -> Result<(u64, u64, u64, u64), String> {
+    let p = Params::parse(whole, args, &["pps", "bps", "burst", "byte-burst"])?;
+    let (pps, bps) = (p.get("pps").unwrap_or(0), p.get("bps").unwrap_or(0));
+    if pps == 0 && bps == 0 {
+        return Err(format!("countermeasure `{whole}`: {name} needs pps=N and/or bps=N"));
+    }
+    Ok((pps, p.get("burst").unwrap_or(pps), bps, p.get("byte-burst").unwrap_or(bps)))
 }
 
 /// `key=value` parameters of a countermeasure; values take k/M/G suffixes.
@@ -257,29 +248,28 @@ impl fmt::Display for Countermeasure {
             Countermeasure::BadTcpFlags => f.write_str("bad-tcp-flags"),
             Countermeasure::SynProxy => f.write_str("syn-proxy"),
             Countermeasure::AggregateLimit { pps, pps_burst, bps, bps_burst, protocols } => {
-                let mut parts = Vec::new();
-                if *pps > 0 {
-                    parts.push(format!("pps={pps},burst={pps_burst}"));
-                }
-                if *bps > 0 {
-                    parts.push(format!("bps={bps},byte-burst={bps_burst}"));
-                }
+                let mut parts = rate_parts(*pps, *pps_burst, *bps, *bps_burst);
                 parts.extend(protocols.iter().map(|p| format!("proto={p}")));
                 write!(f, "aggregate-limit:{}", parts.join(","))
             }
             Countermeasure::SynLimit { pps, burst } => write!(f, "syn-limit:pps={pps},burst={burst}"),
             Countermeasure::RateLimit { pps, pps_burst, bps, bps_burst } => {
-                let mut parts = Vec::new();
-                if *pps > 0 {
-                    parts.push(format!("pps={pps},burst={pps_burst}"));
-                }
-                if *bps > 0 {
-                    parts.push(format!("bps={bps},byte-burst={bps_burst}"));
-                }
-                write!(f, "rate-limit:{}", parts.join(","))
+                write!(f, "rate-limit:{}", rate_parts(*pps, *pps_burst, *bps, *bps_burst).join(","))
             }
         }
     }
+}
+
+/// The written form of the rates `rates` parses.
+fn rate_parts(pps: u64, pps_burst: u64, bps: u64, bps_burst: u64) -> Vec<String> {
+    let mut parts = Vec::new();
+    if pps > 0 {
+        parts.push(format!("pps={pps},burst={pps_burst}"));
+    }
+    if bps > 0 {
+        parts.push(format!("bps={bps},byte-burst={bps_burst}"));
+    }
+    parts
 }
 
 /// Parses a target prefix and refuses what cannot be a protected target.
