@@ -631,6 +631,19 @@ impl Config {
                     return Err(format!("{}: fallback: \"{f}\" is not the name of another [[upstream]]", at(u)));
                 }
             }
+            // A prefix is assigned by one provider: which would own an
+            // address in two overlapping ones is refused, not guessed.
+            for o in &self.upstream[..i] {
+                for p in &u.prefixes {
+                    if let Some(q) = o.prefixes.iter().find(|q| q.contains(p) || p.contains(*q)) {
+                        return Err(format!(
+                            "{}: prefixes: {p} overlaps {q} of upstream \"{}\" (a prefix is provider-assigned by one provider only)",
+                            at_field(u, "prefixes"),
+                            o.name.get_ref()
+                        ));
+                    }
+                }
+            }
             if u.transport == crate::client_dots::TransportChoice::Tls && u.psk_identity.is_some() {
                 return Err(format!("{}: transport: PSK works over DTLS only (use \"dtls\" or \"auto\")", at(u)));
             }
@@ -719,6 +732,12 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("ca: missing"), "{e}");
         let e = Config::parse("[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\npsk_identity = \"h\"\npsk_key = \"00\"\nfallback = [\"Z\"]\n").unwrap_err();
         assert!(e.contains("fallback") && e.contains("\"Z\""), "{e}");
+        let psk = "psk_identity = \"h\"\npsk_key = \"00\"\n";
+        let e = Config::parse(&format!(
+            "[[upstream]]\nname = \"A\"\nserver = \"192.0.2.1\"\nprefixes = [\"198.51.100.0/24\"]\n{psk}\n[[upstream]]\nname = \"B\"\nserver = \"192.0.2.2\"\n{psk}prefixes = [\"198.51.100.128/25\"]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("line 13") && e.contains("198.51.100.128/25 overlaps 198.51.100.0/24 of upstream \"A\""), "{e}");
         let e = Config::parse("[[upstream]]\nname = \"A\"\nsrever = \"192.0.2.1\"\n").unwrap_err();
         assert!(e.contains("line 3") && e.contains("srever"), "{e}");
         let e = Config::parse("[escalation]\nhigh = 0.4\nlow = 0.5\n").unwrap_err();

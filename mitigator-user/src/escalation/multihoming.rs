@@ -64,14 +64,38 @@ fn chain_from(domains: &[Domain], head: &Domain) -> Vec<String> {
     servers
 }
 
-/// The chains for a set of target prefixes: PA prefixes grouped by owner,
-/// PI prefixes in one chain per primary server. Empty when there is no
-/// server for them (no domain configured, or only fallbacks).
+/// `target` cut into the parts each domain assigned and the rest (PI): a
+/// target wider than a PA prefix must not carry that prefix to another
+/// provider's server (5.1, "MUST NOT send the mitigation request to any
+/// other available DOTS server"). A part holding a PA prefix is halved
+/// until each half is inside one domain's prefix or clear of all of them.
+fn split<'a>(domains: &'a [Domain], target: IpNet, out: &mut Vec<(Option<&'a Domain>, IpNet)>) {
+    if let Some(d) = owner(domains, &target) {
+        return out.push((Some(d), target));
+    }
+    let holds_pa = domains.iter().flat_map(|d| &d.prefixes).any(|p| target.contains(p));
+    if !holds_pa {
+        return out.push((None, target));
+    }
+    // Holding a PA prefix strictly, the target is wider than a host route.
+    for half in target.subnets(target.prefix_len() + 1).into_iter().flatten() {
+        split(domains, half, out);
+    }
+}
+
+/// The chains for a set of target prefixes: PA parts grouped by owner, PI
+/// parts in one chain per primary server. Empty when there is no server
+/// for them (no domain configured, or only fallbacks).
 pub fn chains(domains: &[Domain], targets: &[IpNet]) -> Vec<Chain> {
+    let mut parts = Vec::new();
+    for t in targets {
+        split(domains, *t, &mut parts);
+    }
     let mut out: Vec<Chain> = Vec::new();
     let mut pi = Vec::new();
-    for t in targets {
-        match owner(domains, t) {
+    for (owner, t) in parts {
+        let t = &t;
+        match owner {
             Some(d) => match out.iter_mut().find(|c| c.pa && c.servers[0] == d.name) {
                 Some(c) => c.prefixes.push(*t),
                 None => out.push(Chain { servers: chain_from(domains, d), prefixes: vec![*t], pa: true }),
@@ -135,6 +159,29 @@ mod tests {
         assert_eq!(c[1].prefixes, vec![n("198.51.100.200/32")]);
         // A prefix wider than a domain's is not provider-assigned to it.
         assert!(owner(&domains(), &n("198.51.100.0/24")).is_none());
+    }
+
+    #[test]
+    fn a_target_wider_than_pa_prefixes_is_split_and_each_part_goes_to_its_owner() {
+        // Issue 15 item 7: the /24 holds A's /25 and B's /25.
+        let c = chains(&domains(), &[n("198.51.100.0/24")]);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!((c[0].servers[0].as_str(), c[0].prefixes.clone(), c[0].pa), ("A", vec![n("198.51.100.0/25")], true));
+        assert_eq!((c[1].servers[0].as_str(), c[1].prefixes.clone(), c[1].pa), ("B", vec![n("198.51.100.128/25")], true));
+        // A /16 holding A's /25: the /25 to A only, the rest (PI) to every
+        // primary server, in parts that leave the /25 out.
+        let only_a = vec![Domain { name: "A".into(), prefixes: vec![n("198.51.100.0/25")], fallback: vec![], fallback_only: false },
+            Domain { name: "C".into(), prefixes: vec![], fallback: vec![], fallback_only: false }];
+        let c = chains(&only_a, &[n("198.51.0.0/16")]);
+        let a = c.iter().find(|c| c.pa).unwrap();
+        assert_eq!((a.servers.clone(), a.prefixes.clone()), (vec!["A".to_string()], vec![n("198.51.100.0/25")]));
+        let pi: Vec<&Chain> = c.iter().filter(|c| !c.pa).collect();
+        assert_eq!(pi.len(), 2, "PI parts to A and C: {c:?}");
+        for chain in pi {
+            assert!(chain.prefixes.iter().all(|p| !p.contains(&n("198.51.100.1/32"))), "{chain:?}");
+            let covered: u64 = chain.prefixes.iter().map(|p| 1u64 << (32 - p.prefix_len())).sum();
+            assert_eq!(covered, 65536 - 128, "the PI parts are the /16 less the /25");
+        }
     }
 
     #[test]
