@@ -371,22 +371,7 @@ fn scale(repeat: u32, rounds: u32, sizes: &[u32]) -> Result<()> {
 /// options when `syn` (MSS, SACK permitted, timestamps, window scale).
 fn segment(src: [u8; 4], dport: u16, seq: u32, ack: u32, flags: u8, syn: bool) -> Vec<u8> {
     let opts: &[u8] = if syn { &[2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7] } else { &[] };
-    let mut tcp = vec![];
-    tcp.extend(40000u16.to_be_bytes());
-    tcp.extend(dport.to_be_bytes());
-    tcp.extend(seq.to_be_bytes());
-    tcp.extend(ack.to_be_bytes());
-    tcp.push((((20 + opts.len()) / 4) << 4) as u8);
-    tcp.push(flags);
-    tcp.extend([0xfa, 0xf0, 0, 0, 0, 0]);
-    tcp.extend(opts);
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00, 0x45, 0];
-    f.extend(((20 + tcp.len()) as u16).to_be_bytes());
-    f.extend([0, 1, 0x40, 0, 64, 6, 0, 0]);
-    f.extend(src);
-    f.extend([198, 51, 100, 11]);
-    f.extend(tcp);
-    f
+    PacketBuilder::ipv4(src, [198, 51, 100, 11]).tcp(40000, dport, flags).tcp_seq_ack(seq, ack).tcp_options(opts).build()
 }
 
 /// Median and minimum ns of `rounds` single test runs (repeat 1).

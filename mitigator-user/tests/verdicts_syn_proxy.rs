@@ -9,7 +9,7 @@ mod verdicts_common;
 use std::net::{Ipv6Addr, TcpListener, TcpStream};
 
 use ipnet::IpNet;
-use mitigator::dataplane::{Dataplane, DataplaneOptions, RuleSet, TargetRule};
+use mitigator::dataplane::{testpkt::PacketBuilder, Dataplane, DataplaneOptions, RuleSet, TargetRule};
 use mitigator_common::{policy_flags as pf, DropReason, IfaceVerdict, Policy, SynProxyConfig};
 use verdicts_common::run;
 
@@ -72,31 +72,11 @@ fn dp_with(pol: Policy, cfg: SynProxyConfig) -> Dataplane {
 /// A TCP segment: Ethernet, IPv4 or IPv6 (no options), TCP with `opts`.
 #[allow(clippy::too_many_arguments)]
 fn segment(src: &[u8], dst: &[u8], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, opts: &[u8]) -> Vec<u8> {
-    assert_eq!(opts.len() % 4, 0);
-    let v6 = src.len() == 16;
-    let mut tcp = vec![];
-    tcp.extend(sport.to_be_bytes());
-    tcp.extend(dport.to_be_bytes());
-    tcp.extend(seq.to_be_bytes());
-    tcp.extend(ack.to_be_bytes());
-    tcp.push((((20 + opts.len()) / 4) << 4) as u8);
-    tcp.push(flags);
-    tcp.extend([0xfa, 0xf0, 0, 0, 0, 0]);
-    tcp.extend(opts);
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
-    if v6 {
-        f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
-        f.extend((tcp.len() as u16).to_be_bytes());
-        f.extend([6, 64]);
-    } else {
-        f.extend([0x08, 0x00, 0x45, 0]);
-        f.extend(((20 + tcp.len()) as u16).to_be_bytes());
-        f.extend([0, 1, 0x40, 0, 64, 6, 0, 0]);
-    }
-    f.extend(src);
-    f.extend(dst);
-    f.extend(tcp);
-    f
+    let b = match (src.len(), dst.len()) {
+        (16, 16) => PacketBuilder::ipv6(src.try_into().unwrap(), dst.try_into().unwrap()),
+        _ => PacketBuilder::ipv4(src.try_into().unwrap(), dst.try_into().unwrap()).dont_fragment(),
+    };
+    b.tcp(sport, dport, flags).tcp_seq_ack(seq, ack).tcp_options(opts).build()
 }
 
 fn be32(b: &[u8]) -> u32 {

@@ -71,6 +71,11 @@ pub struct PacketBuilder {
     df: bool,
     /// Low nibble of TCP byte 12 (reserved bits, NS).
     tcp_res: u8,
+    /// TCP sequence and acknowledgement numbers (default 1 and 0).
+    tcp_seq: u32,
+    tcp_ack: u32,
+    /// TCP options, a multiple of 4 bytes.
+    tcp_opts: Vec<u8>,
 }
 
 impl PacketBuilder {
@@ -83,6 +88,9 @@ impl PacketBuilder {
             ttl: 64,
             df: false,
             tcp_res: 0,
+            tcp_seq: 1,
+            tcp_ack: 0,
+            tcp_opts: vec![],
         }
     }
 
@@ -95,6 +103,9 @@ impl PacketBuilder {
             ttl: 64,
             df: false,
             tcp_res: 0,
+            tcp_seq: 1,
+            tcp_ack: 0,
+            tcp_opts: vec![],
         }
     }
 
@@ -114,6 +125,21 @@ impl PacketBuilder {
     /// which the DOTS flags-bitmask covers.
     pub fn tcp_reserved(mut self, bits: u8) -> Self {
         self.tcp_res = bits & 0x0f;
+        self
+    }
+
+    /// TCP sequence and acknowledgement numbers.
+    pub fn tcp_seq_ack(mut self, seq: u32, ack: u32) -> Self {
+        self.tcp_seq = seq;
+        self.tcp_ack = ack;
+        self
+    }
+
+    /// TCP options (padded with end-of-options to a multiple of 4 bytes);
+    /// the data offset grows with them.
+    pub fn tcp_options(mut self, opts: &[u8]) -> Self {
+        self.tcp_opts = opts.to_vec();
+        self.tcp_opts.resize(opts.len().div_ceil(4) * 4, 0);
         self
     }
 
@@ -223,10 +249,12 @@ impl PacketBuilder {
             L4::Tcp { sport, dport, flags } => {
                 b.extend(sport.to_be_bytes());
                 b.extend(dport.to_be_bytes());
-                b.extend([0, 0, 0, 1, 0, 0, 0, 0]);
-                b.push((5 << 4) | self.tcp_res);
+                b.extend(self.tcp_seq.to_be_bytes());
+                b.extend(self.tcp_ack.to_be_bytes());
+                b.push(((5 + self.tcp_opts.len() / 4) << 4) as u8 | self.tcp_res);
                 b.push(flags);
                 b.extend([0xff, 0xff, 0, 0, 0, 0]);
+                b.extend(&self.tcp_opts);
             }
             L4::Udp { sport, dport, .. } => {
                 b.extend(sport.to_be_bytes());

@@ -30,14 +30,17 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use mitigator_tests::{traffic, Daemon, Host, Lab};
+use mitigator_tests::{traffic, Daemon, Host};
 
-use super::super::{report::Table, Opts};
+use super::{
+    super::{report::Table, Opts},
+    ok_output,
+};
 use crate::step;
 
 const PORT: u16 = 8080;
 const NFT_TABLE: &str = "mtgbenchshapes";
-const CLIENTS: u8 = 50;
+use super::spoofed::CLIENTS;
 /// Transactions in flight at a time (the 50 addresses in turn).
 const CONC: usize = 8;
 /// A transaction's connect and read timeout.
@@ -178,14 +181,6 @@ impl Shapes {
     pub fn syn_sent_pps(&self) -> Option<f64> {
         self.row(Shape::Syn, Filter::None).filter(|r| r.error.is_none()).map(|r| r.sent_pps)
     }
-}
-
-fn ok_output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {:?}", cmd.get_program()))?;
-    if !out.status.success() {
-        bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn link(ns: &str, dev: &str) -> anyhow::Result<serde_json::Value> {
@@ -398,21 +393,7 @@ fn one(shape: Shape, filter: Filter, inst: &Installed, l: &Lab3, o: &Opts) -> an
 /// Runs every shape against every filter in a lab of its own.
 pub fn run(o: &Opts) -> anyhow::Result<Shapes> {
     step("flood: attack shapes lab (namespaces mtgas-{host,client,attacker} on a bridge)");
-    let mut lab = Lab::new("mtgas")?;
-    let switch = lab.switch_ns().to_string();
-    let host = lab.add_host("host", 10)?;
-    let client = lab.add_host("client", 20)?;
-    let attacker = lab.add_host("attacker", 66)?;
-    // Answers to the spoofed sources (SYN-ACKs, RSTs, ICMP) go to a gateway
-    // on the bridge that drops them (the switch namespace does not forward).
-    ok_output(Command::new("ip").args(["-n", &switch, "addr", "add", "203.0.113.254/24", "dev", "br0"]))?;
-    ok_output(host.command("ip").args(["route", "add", "default", "via", "203.0.113.254"]))?;
-    for i in 0..CLIENTS {
-        ok_output(client.command("ip").args(["addr", "add", &format!("203.0.113.{}/24", 100 + i), "dev", "eth0"]))?;
-    }
-    for kv in ["net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"] {
-        ok_output(client.command("sysctl").args(["-q", "-w", kv]))?;
-    }
+    let super::spoofed::SpoofLab { lab, switch, host, client, attacker } = super::spoofed::spoof_lab("mtgas")?;
     // The kernel's defaults, stated: SYN cookies when the SYN queue is full.
     ok_output(host.command("sysctl").args(["-q", "-w", "net.ipv4.tcp_syncookies=1"]))?;
     traffic::echo_server(&host, PORT)?;

@@ -19,12 +19,15 @@ use std::{
 use anyhow::{bail, Context};
 use mitigator_tests::{traffic, Daemon, Host, Lab};
 
-use super::super::{report::Table, Opts};
+use super::{
+    super::{report::Table, Opts},
+    ok_output,
+};
 use crate::step;
 
 const PORT: u16 = 8080;
 const NFT_TABLE: &str = "mtgbenchsyn";
-const CLIENTS: u8 = 50;
+pub(super) const CLIENTS: u8 = 50;
 const CONC: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,12 +53,34 @@ impl Filter {
     }
 }
 
-fn ok_output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {:?}", cmd.get_program()))?;
-    if !out.status.success() {
-        bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr).trim());
+/// The lab both spoofed-flood tables use (this one and the attack
+/// shapes'): a host, a client with `CLIENTS` addresses (203.0.113.100 on),
+/// an attacker, on a bridge whose namespace holds the gateway the answers
+/// to spoofed sources go to, and drops there (it does not forward).
+pub(super) struct SpoofLab {
+    pub lab: Lab,
+    pub switch: String,
+    pub host: Host,
+    pub client: Host,
+    pub attacker: Host,
+}
+
+pub(super) fn spoof_lab(tag: &str) -> anyhow::Result<SpoofLab> {
+    let mut lab = Lab::new(tag)?;
+    let switch = lab.switch_ns().to_string();
+    let host = lab.add_host("host", 10)?;
+    let client = lab.add_host("client", 20)?;
+    let attacker = lab.add_host("attacker", 66)?;
+    ok_output(Command::new("ip").args(["-n", &switch, "addr", "add", "203.0.113.254/24", "dev", "br0"]))?;
+    ok_output(host.command("ip").args(["route", "add", "default", "via", "203.0.113.254"]))?;
+    for i in 0..CLIENTS {
+        ok_output(client.command("ip").args(["addr", "add", &format!("203.0.113.{}/24", 100 + i), "dev", "eth0"]))?;
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    // Fresh connections from 50 addresses for seconds on end: reuse ports.
+    for kv in ["net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"] {
+        ok_output(client.command("sysctl").args(["-q", "-w", kv]))?;
+    }
+    Ok(SpoofLab { lab, switch, host, client, attacker })
 }
 
 fn link_counter(ns: &str, dev: &str, dir: &str, what: &str) -> anyhow::Result<u64> {
@@ -159,21 +184,7 @@ fn one(f: Filter, host: &Host, attacker: &Host, client: &Host, switch: &str, o: 
 /// Runs the five cases in a lab of its own; returns the table.
 pub fn run(o: &Opts) -> anyhow::Result<Table> {
     step("flood: spoofed SYN flood lab (namespaces mtgfs-{host,client,attacker} on a bridge)");
-    let mut lab = Lab::new("mtgfs")?;
-    let switch = lab.switch_ns().to_string();
-    let host = lab.add_host("host", 10)?;
-    let client = lab.add_host("client", 20)?;
-    let attacker = lab.add_host("attacker", 66)?;
-    // The SYN-ACKs to the spoofed sources go to a gateway on the bridge that
-    // drops them (the switch namespace does not forward).
-    ok_output(Command::new("ip").args(["-n", &switch, "addr", "add", "203.0.113.254/24", "dev", "br0"]))?;
-    ok_output(host.command("ip").args(["route", "add", "default", "via", "203.0.113.254"]))?;
-    for i in 0..CLIENTS {
-        ok_output(client.command("ip").args(["addr", "add", &format!("203.0.113.{}/24", 100 + i), "dev", "eth0"]))?;
-    }
-    for kv in ["net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"] {
-        ok_output(client.command("sysctl").args(["-q", "-w", kv]))?;
-    }
+    let SpoofLab { lab, switch, host, client, attacker } = spoof_lab("mtgfs")?;
     traffic::echo_server(&host, PORT)?;
     let mut rows = vec![];
     for f in Filter::ALL {
